@@ -1,0 +1,108 @@
+// Command line parsing with CLI11.
+#include "config.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+namespace glockd {
+
+namespace {
+
+constexpr std::array<std::string_view, 16> kLongFlags = {
+    "port", "bind", "unix", "unix-mode", "ws", "ws-origin", "ws-max-message", "dump",
+    "registry", "verbose", "pidfile", "max-line", "max-connections", "keepalive",
+    "version", "help"};
+
+bool is_known_long_flag(std::string_view arg) {
+  const std::string_view name = arg.substr(0, arg.find('='));
+  return std::find(kLongFlags.begin(), kLongFlags.end(), name) != kLongFlags.end();
+}
+
+}  // namespace
+
+std::vector<std::string> normalise_go_flags(int argc, char** argv) {
+  std::vector<std::string> out;
+  out.reserve(static_cast<std::size_t>(argc));
+  for (int i = 0; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (i > 0 && arg.size() > 2 && arg[0] == '-' && arg[1] != '-' &&
+        is_known_long_flag(arg.substr(1))) {
+      out.push_back("-" + std::string(arg));
+    } else {
+      out.emplace_back(arg);
+    }
+  }
+  return out;
+}
+
+ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
+  CLI::App app{"glockd: a network lock server (glockd protocol over TCP, unix sockets "
+               "and websocket)",
+               "glockd"};
+  app.set_version_flag("--version", std::string("glockd ") + GLOCKD_VERSION);
+  app.option_defaults()->always_capture_default();
+
+  app.add_option("--port", config.port, "TCP port for the line protocol; 0 disables TCP")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--bind", config.bind,
+                 "Address to listen on for TCP and websocket (repeatable); default: all "
+                 "addresses, IPv4 and IPv6")
+      ->type_name("ADDR");
+  app.add_option("--unix", config.unix_path, "Unix socket path; empty disables it")
+      ->type_name("PATH");
+  std::string mode = "0666";
+  app.add_option("--unix-mode", mode, "File mode of the unix socket (octal)")
+      ->type_name("OCTAL");
+  app.add_option("--ws", config.ws_port,
+                 "Websocket and HTTP (/metrics, /healthz) port; 0 disables it")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--ws-origin", config.ws_origins,
+                 "Origin allowed to open a websocket (repeatable); default: any")
+      ->type_name("ORIGIN");
+  app.add_option("--ws-max-message", config.ws_max_message,
+                 "Largest websocket message in bytes; bigger ones close with 1009")
+      ->check(CLI::Range(std::size_t{125}, std::size_t{1} << 30));
+  app.add_flag("--dump", config.dump, "Answer d, sd, dump and who (--dump=false refuses)");
+  app.add_flag("--registry", config.registry, "Answer iam and who (--registry=false refuses)");
+  app.add_flag("--verbose", config.verbose, "Log every connection's events");
+  app.add_option("--pidfile", config.pidfile, "Write the pid here, locked against a second "
+                 "instance")->type_name("PATH");
+  app.add_option("--max-line", config.max_line,
+                 "Longest request line in bytes; longer lines are discarded")
+      ->check(CLI::Range(std::size_t{16}, std::size_t{64} * 1024 * 1024));
+  app.add_option("--max-connections", config.max_connections,
+                 "Most simultaneous connections; 0: as many as the open-file limit allows")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--keepalive", config.keepalive_seconds,
+                 "Seconds of silence before TCP keepalive probes a peer; a dead peer's "
+                 "locks are released about 2x this later. 0 disables")
+      ->check(CLI::Range(0, 86400));
+
+  std::vector<std::string> args = normalise_go_flags(argc, argv);
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  try {
+    app.parse(static_cast<int>(argp.size()), argp.data());
+  } catch (const CLI::CallForHelp&) {
+    return {ParseOutcome::Action::ExitOk, app.help()};
+  } catch (const CLI::CallForVersion&) {
+    return {ParseOutcome::Action::ExitOk, std::string("glockd ") + GLOCKD_VERSION + "\n"};
+  } catch (const CLI::ParseError& e) {
+    return {ParseOutcome::Action::ExitError,
+            std::string("glockd: ") + e.what() + "\nRun 'glockd --help' for the flags.\n"};
+  }
+
+  char* end = nullptr;
+  const unsigned long m = std::strtoul(mode.c_str(), &end, 8);
+  if (mode.empty() || *end != '\0' || m > 07777) {
+    return {ParseOutcome::Action::ExitError,
+            "glockd: --unix-mode: '" + mode + "' is not an octal file mode such as 0660\n"};
+  }
+  config.unix_mode = static_cast<mode_t>(m);
+  return {};
+}
+
+}  // namespace glockd

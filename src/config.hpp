@@ -1,0 +1,48 @@
+// Config: the command line. Accepts the original Go glockd's flag forms
+// (-port 9999, -port=9999, -dump=false) next to GNU-style --port.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace glockd {
+
+// Named limits and defaults; each has a flag.
+inline constexpr int kDefaultPort = 9999;
+inline constexpr int kDefaultWsPort = 9998;
+inline constexpr std::size_t kDefaultMaxLine = 8 * 1024;
+inline constexpr std::size_t kDefaultWsMaxMessage = 1024 * 1024;
+inline constexpr int kDefaultKeepaliveSeconds = 60;
+
+struct Config {
+  int port = kDefaultPort;              // 0: no TCP listener
+  std::vector<std::string> bind;        // empty: every address, dual-stack
+  std::string unix_path;                // empty: no unix listener
+  mode_t unix_mode = 0666;
+  int ws_port = kDefaultWsPort;         // 0: no websocket/HTTP listener
+  std::vector<std::string> ws_origins;  // empty: any Origin
+  std::size_t ws_max_message = kDefaultWsMaxMessage;
+  bool dump = true;
+  bool registry = true;
+  bool verbose = false;
+  std::string pidfile;
+  std::size_t max_line = kDefaultMaxLine;
+  std::size_t max_connections = 0;      // 0: as many as RLIMIT_NOFILE allows
+  int keepalive_seconds = kDefaultKeepaliveSeconds;  // 0: off
+};
+
+struct ParseOutcome {
+  enum class Action { Run, ExitOk, ExitError } action = Action::Run;
+  std::string message;  // help/version text, or the error to print
+};
+
+ParseOutcome parse_command_line(int argc, char** argv, Config& config);
+
+// Rewrites single-dash long flags (-port, -dump=false) to --port, --dump=false
+// so CLI11 (which wants two dashes) sees what Go's flag package accepted.
+std::vector<std::string> normalise_go_flags(int argc, char** argv);
+
+}  // namespace glockd

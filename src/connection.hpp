@@ -1,0 +1,66 @@
+// Connection: one client's socket state: what it has read but not yet
+// answered, the answers waiting to be sent, the locks it holds (through its
+// Session), and which io_uring operations are in flight for it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "line_reader.hpp"
+#include "listeners.hpp"
+#include "protocol.hpp"
+
+namespace glockd {
+
+enum class ConnState : std::uint8_t {
+  Free,     // the slot holds no connection
+  Open,     // reading requests, sending answers
+  Closing,  // locks released; waits for in-flight operations, then close()
+};
+
+
+struct Connection {
+  explicit Connection(std::size_t max_line) : reader(max_line) {}
+
+  int fd = -1;
+  std::uint32_t gen = 0;  // bumped when the slot is recycled
+  Transport transport = Transport::Tcp;
+  ConnState state = ConnState::Free;
+  bool recv_armed = false;      // a (multishot) recv is in flight
+  bool send_inflight = false;
+  bool cancel_inflight = false;
+  bool reading_paused = false;  // too much unsent output: stop reading
+  bool queued_for_flush = false;
+  Session session;
+  LineReader reader;
+  std::string out;      // answers produced since the last send was issued
+  std::string sending;  // the bytes of the send in flight
+  std::size_t sent = 0; // how much of `sending` the kernel took so far
+  std::string addr;     // IP:PORT, [IP]:PORT or unix:N
+
+  bool idle() const { return !recv_armed && !send_inflight && !cancel_inflight; }
+  std::size_t unsent() const { return out.size() + sending.size() - sent; }
+};
+
+// Slots with stable addresses; a slot's index is the connection's ConnId.
+class ConnectionTable {
+ public:
+  explicit ConnectionTable(std::size_t max_line) : max_line_(max_line) {}
+  Connection& allocate();
+  void free(Connection& c);
+  Connection& at(ConnId id) { return slots_[id]; }
+  const Connection& at(ConnId id) const { return slots_[id]; }
+  std::size_t slots() const { return slots_.size(); }
+  std::size_t open() const { return open_; }
+
+ private:
+  std::deque<Connection> slots_;
+  std::vector<ConnId> free_;
+  std::size_t max_line_;
+  std::size_t open_ = 0;
+};
+
+}  // namespace glockd

@@ -1,0 +1,225 @@
+// Listening sockets and the pidfile. Everything here runs before the loop
+// starts, so plain blocking system calls are fine.
+#include "listeners.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace glockd {
+
+namespace {
+
+constexpr int kListenBacklog = 4096;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+std::string format_endpoint(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+// Opens one TCP listener on host:port. dual_stack clears IPV6_V6ONLY.
+UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::string& error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
+    error = "--bind " + host + ": not a numeric IPv4 or IPv6 address (" + gai_strerror(rc) + ")";
+    return UniqueFd{};
+  }
+  UniqueFd fd{::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  if (!fd) {
+    error = "cannot create a socket for " + format_endpoint(host, port) + ": " + errno_text(errno);
+    freeaddrinfo(res);
+    return fd;
+  }
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (res->ai_family == AF_INET6) {
+    const int v6only = dual_stack ? 0 : 1;
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  const int rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
+  const int err = errno;
+  freeaddrinfo(res);
+  if (rc != 0) {
+    if (err == EADDRINUSE)
+      error = "port " + std::to_string(port) + " on " + host +
+              " is already in use: stop the other server or choose another port";
+    else if (err == EADDRNOTAVAIL)
+      error = "--bind " + host + ": no interface of this machine has that address";
+    else if (err == EACCES)
+      error = "port " + std::to_string(port) + " needs privileges: choose a port above 1023";
+    else
+      error = "cannot bind " + format_endpoint(host, port) + ": " + errno_text(err);
+    return UniqueFd{};
+  }
+  if (::listen(fd.get(), kListenBacklog) != 0) {
+    error = "cannot listen on " + format_endpoint(host, port) + ": " + errno_text(errno);
+    return UniqueFd{};
+  }
+  return fd;
+}
+
+// One listener per --bind address, or one dual-stack [::] (0.0.0.0 when the
+// machine has no IPv6).
+std::string open_port(const Config& config, int port, Transport transport,
+                      std::vector<Listener>& out) {
+  std::string error;
+  if (config.bind.empty()) {
+    UniqueFd fd = listen_tcp("::", port, true, error);
+    std::string where = format_endpoint("::", port);
+    if (!fd && error.find("in use") == std::string::npos) {
+      error.clear();
+      fd = listen_tcp("0.0.0.0", port, false, error);
+      where = format_endpoint("0.0.0.0", port);
+    }
+    if (!fd) return error;
+    out.push_back(Listener{std::move(fd), transport, where, {}});
+    return {};
+  }
+  for (const std::string& host : config.bind) {
+    UniqueFd fd = listen_tcp(host, port, false, error);
+    if (!fd) return error;
+    out.push_back(Listener{std::move(fd), transport, format_endpoint(host, port), {}});
+  }
+  return {};
+}
+
+std::string open_unix(const Config& config, std::vector<Listener>& out) {
+  const std::string& path = config.unix_path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return "--unix " + path + ": path too long (at most " +
+           std::to_string(sizeof addr.sun_path - 1) + " bytes)";
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return "--unix " + path + ": exists and is not a socket; remove it or choose another path";
+    // A socket file: live if someone accepts on it, stale after a crash.
+    UniqueFd probe{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      return "--unix " + path +
+             ": another server is listening there; stop it or choose another path";
+    if (errno != ECONNREFUSED)
+      return "--unix " + path + ": cannot check the existing socket: " + errno_text(errno);
+    ::unlink(path.c_str());
+  }
+  UniqueFd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  if (!fd) return "cannot create a unix socket: " + errno_text(errno);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    if (err == ENOENT)
+      return "--unix " + path + ": the directory does not exist; create it first";
+    if (err == EACCES)
+      return "--unix " + path + ": no permission to create it; choose a writable directory";
+    return "--unix " + path + ": " + errno_text(err);
+  }
+  if (::chmod(path.c_str(), config.unix_mode) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return "--unix " + path + ": cannot set its mode: " + errno_text(err);
+  }
+  if (::listen(fd.get(), kListenBacklog) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return "--unix " + path + ": cannot listen: " + errno_text(err);
+  }
+  out.push_back(Listener{std::move(fd), Transport::Unix, path, path});
+  return {};
+}
+
+}  // namespace
+
+const char* transport_name(Transport t) {
+  switch (t) {
+    case Transport::Tcp: return "tcp";
+    case Transport::Unix: return "unix";
+    case Transport::Ws: return "ws";
+  }
+  return "?";
+}
+
+void tune_tcp_listener(int fd, int keepalive_seconds) {
+  const int one = 1;
+  // Replies are tiny and already batched per loop turn; Nagle would only
+  // delay pipelined answers behind the peer's delayed ACK.
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (keepalive_seconds <= 0) return;
+  // A peer that vanished (power loss, cable) never sends FIN or RST; keepalive
+  // turns that into an error after idle + count * interval seconds, which
+  // releases its locks. TCP_USER_TIMEOUT bounds the case of unacked data.
+  const int interval = keepalive_seconds >= 6 ? keepalive_seconds / 3 : 2;
+  const int count = 3;
+  const unsigned user_timeout_ms =
+      static_cast<unsigned>(keepalive_seconds + interval * count) * 1000u;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive_seconds, sizeof keepalive_seconds);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
+
+ListenResult open_listeners(const Config& config) {
+  ListenResult result;
+  if (config.port != 0) {
+    result.error = open_port(config, config.port, Transport::Tcp, result.listeners);
+    if (!result.error.empty()) return result;
+  }
+  if (!config.unix_path.empty()) {
+    result.error = open_unix(config, result.listeners);
+    if (!result.error.empty()) return result;
+  }
+  for (Listener& l : result.listeners)
+    if (l.transport != Transport::Unix) tune_tcp_listener(l.fd.get(), config.keepalive_seconds);
+  return result;
+}
+
+std::string Pidfile::acquire(const std::string& path) {
+  UniqueFd fd{::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)};
+  if (!fd) {
+    const int err = errno;
+    return "--pidfile " + path + ": cannot open it: " + errno_text(err) +
+           (err == ENOENT ? " (create the directory first)" : "");
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return "--pidfile " + path + ": another glockd (pid " + pid +
+           ") is running with this pidfile; stop it or choose another pidfile";
+  }
+  const std::string text = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0 ||
+      ::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+    return "--pidfile " + path + ": cannot write it: " + errno_text(errno);
+  fd_ = std::move(fd);
+  path_ = path;
+  return {};
+}
+
+void Pidfile::remove() {
+  if (!fd_) return;
+  ::unlink(path_.c_str());
+  fd_.reset();
+  path_.clear();
+}
+
+}  // namespace glockd

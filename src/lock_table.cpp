@@ -1,0 +1,245 @@
+// LockTable implementation: linear-probing index with backward-shift
+// deletion (no tombstones), slab-allocated entries and holds.
+#include "lock_table.hpp"
+
+#include <cassert>
+#include <cstring>
+
+namespace glockd {
+
+namespace {
+constexpr std::size_t kInitialIndexSlots = 1024;
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+}  // namespace
+
+LockTable::LockTable(std::uint64_t first_token)
+    : index_(kInitialIndexSlots, 0), next_token_(first_token == 0 ? 1 : first_token) {}
+
+std::uint32_t LockTable::hash_of(LockKind kind, std::string_view name) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ (name.size() * 0x100000001b3ULL) ^
+                    static_cast<std::uint64_t>(kind);
+  const char* p = name.data();
+  std::size_t n = name.size();
+  while (n >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = mix(h ^ w);
+    p += 8;
+    n -= 8;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, p, n);
+  h = mix(h ^ tail ^ (static_cast<std::uint64_t>(n) << 56));
+  return static_cast<std::uint32_t>(h ^ (h >> 32));
+}
+
+std::uint32_t LockTable::find(LockKind kind, std::string_view name,
+                              std::uint32_t hash) const {
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const std::uint64_t slot = index_[i];
+    if (slot == 0) return kNil;
+    if (static_cast<std::uint32_t>(slot >> 32) != hash) continue;
+    const std::uint32_t e = static_cast<std::uint32_t>(slot) - 1;
+    if (entries_[e].kind == kind && entries_[e].name == name) return e;
+  }
+}
+
+void LockTable::index_insert(std::uint64_t slot_value) {
+  const std::size_t mask = index_.size() - 1;
+  std::size_t i = (slot_value >> 32) & mask;
+  while (index_[i] != 0) i = (i + 1) & mask;
+  index_[i] = slot_value;
+}
+
+void LockTable::grow_index() {
+  std::vector<std::uint64_t> old(index_.size() * 2, 0);
+  old.swap(index_);
+  for (std::uint64_t v : old)
+    if (v != 0) index_insert(v);
+}
+
+void LockTable::index_erase(std::uint32_t entry) {
+  const std::size_t mask = index_.size() - 1;
+  const std::uint64_t want =
+      (static_cast<std::uint64_t>(entries_[entry].hash) << 32) | (entry + 1);
+  std::size_t i = entries_[entry].hash & mask;
+  while (index_[i] != want) i = (i + 1) & mask;
+  // Backward shift: pull later members of the probe run into the hole.
+  for (std::size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+    const std::uint64_t v = index_[j];
+    if (v == 0) break;
+    const std::size_t home = (v >> 32) & mask;
+    // v may move to i only if i lies cyclically in [home, j).
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      index_[i] = v;
+      i = j;
+    }
+  }
+  index_[i] = 0;
+  --index_used_;
+}
+
+std::uint32_t LockTable::create(LockKind kind, std::string_view name, std::uint32_t hash) {
+  if ((index_used_ + 1) * 2 > index_.size()) grow_index();
+  std::uint32_t e;
+  if (free_entry_ != kNil) {
+    e = free_entry_;
+    free_entry_ = entries_[e].next_free;
+  } else {
+    e = static_cast<std::uint32_t>(entries_.size());
+    entries_.emplace_back();
+  }
+  Entry& entry = entries_[e];
+  entry = Entry{};
+  entry.name = arena_.store(name);
+  entry.hash = hash;
+  entry.kind = kind;
+  index_insert((static_cast<std::uint64_t>(hash) << 32) | (e + 1));
+  ++index_used_;
+  ++live_[static_cast<int>(kind)];
+  return e;
+}
+
+void LockTable::destroy(std::uint32_t e) {
+  index_erase(e);
+  Entry& entry = entries_[e];
+  --live_[static_cast<int>(entry.kind)];
+  arena_.release(entry.name);
+  entry = Entry{};
+  entry.next_free = free_entry_;
+  free_entry_ = e;
+}
+
+std::uint32_t LockTable::find_hold(ConnId conn, const Holdings& h, std::uint32_t e) const {
+  // Walk whichever list is shorter: the entry's holders or the connection's holds.
+  if (entries_[e].holders <= h.total()) {
+    for (std::uint32_t k = entries_[e].first_hold; k != kNil; k = holds_[k].entry_next)
+      if (holds_[k].conn == conn) return k;
+  } else {
+    for (std::uint32_t k = h.head; k != kNil; k = holds_[k].conn_next)
+      if (holds_[k].entry == e) return k;
+  }
+  return kNil;
+}
+
+void LockTable::add_hold(ConnId conn, Holdings& h, std::uint32_t e) {
+  std::uint32_t k;
+  if (free_hold_ != kNil) {
+    k = free_hold_;
+    free_hold_ = holds_[k].conn_next;
+  } else {
+    k = static_cast<std::uint32_t>(holds_.size());
+    holds_.emplace_back();
+  }
+  Entry& entry = entries_[e];
+  holds_[k] = Hold{e, conn, kNil, h.head, entry.last_hold, kNil};
+  if (h.head != kNil) holds_[h.head].conn_prev = k;
+  h.head = k;
+  if (entry.last_hold != kNil)
+    holds_[entry.last_hold].entry_next = k;
+  else
+    entry.first_hold = k;
+  entry.last_hold = k;
+  ++entry.holders;
+  if (entry.kind == LockKind::Exclusive) {
+    ++h.exclusive;
+    entry.token = next_token_++;
+  } else {
+    ++h.shared;
+  }
+}
+
+void LockTable::drop_hold(Holdings& h, std::uint32_t k) {
+  const Hold hold = holds_[k];
+  Entry& entry = entries_[hold.entry];
+  if (hold.conn_prev != kNil) holds_[hold.conn_prev].conn_next = hold.conn_next;
+  else h.head = hold.conn_next;
+  if (hold.conn_next != kNil) holds_[hold.conn_next].conn_prev = hold.conn_prev;
+  if (hold.entry_prev != kNil) holds_[hold.entry_prev].entry_next = hold.entry_next;
+  else entry.first_hold = hold.entry_next;
+  if (hold.entry_next != kNil) holds_[hold.entry_next].entry_prev = hold.entry_prev;
+  else entry.last_hold = hold.entry_prev;
+  if (entry.kind == LockKind::Exclusive) --h.exclusive;
+  else --h.shared;
+  holds_[k].conn_next = free_hold_;
+  free_hold_ = k;
+  if (--entry.holders == 0) destroy(hold.entry);
+}
+
+LockTable::Acquired LockTable::acquire(ConnId conn, Holdings& h, std::string_view name) {
+  const std::uint32_t hash = hash_of(LockKind::Exclusive, name);
+  std::uint32_t e = find(LockKind::Exclusive, name, hash);
+  if (e != kNil) {
+    const bool mine = holds_[entries_[e].first_hold].conn == conn;
+    return Acquired{mine, false, mine ? 1u : 0u};
+  }
+  e = create(LockKind::Exclusive, name, hash);
+  add_hold(conn, h, e);
+  return Acquired{true, true, 1};
+}
+
+bool LockTable::release(ConnId conn, Holdings& h, std::string_view name) {
+  const std::uint32_t e = find(LockKind::Exclusive, name, hash_of(LockKind::Exclusive, name));
+  if (e == kNil) return false;
+  const std::uint32_t k = entries_[e].first_hold;
+  if (holds_[k].conn != conn) return false;
+  drop_hold(h, k);
+  return true;
+}
+
+bool LockTable::is_locked(std::string_view name) const {
+  return find(LockKind::Exclusive, name, hash_of(LockKind::Exclusive, name)) != kNil;
+}
+
+ConnId LockTable::holder(std::string_view name) const {
+  const std::uint32_t e = find(LockKind::Exclusive, name, hash_of(LockKind::Exclusive, name));
+  return e == kNil ? kNil : holds_[entries_[e].first_hold].conn;
+}
+
+std::uint64_t LockTable::token(ConnId conn, std::string_view name) const {
+  const std::uint32_t e = find(LockKind::Exclusive, name, hash_of(LockKind::Exclusive, name));
+  if (e == kNil || holds_[entries_[e].first_hold].conn != conn) return 0;
+  return entries_[e].token;
+}
+
+LockTable::Acquired LockTable::acquire_shared(ConnId conn, Holdings& h, std::string_view name) {
+  const std::uint32_t hash = hash_of(LockKind::Shared, name);
+  std::uint32_t e = find(LockKind::Shared, name, hash);
+  if (e == kNil) {
+    e = create(LockKind::Shared, name, hash);
+  } else if (find_hold(conn, h, e) != kNil) {
+    return Acquired{true, false, entries_[e].holders};
+  }
+  add_hold(conn, h, e);
+  return Acquired{true, true, entries_[e].holders};
+}
+
+bool LockTable::release_shared(ConnId conn, Holdings& h, std::string_view name) {
+  const std::uint32_t e = find(LockKind::Shared, name, hash_of(LockKind::Shared, name));
+  if (e == kNil) return false;
+  const std::uint32_t k = find_hold(conn, h, e);
+  if (k == kNil) return false;
+  drop_hold(h, k);
+  return true;
+}
+
+std::uint32_t LockTable::shared_holders(std::string_view name) const {
+  const std::uint32_t e = find(LockKind::Shared, name, hash_of(LockKind::Shared, name));
+  return e == kNil ? 0 : entries_[e].holders;
+}
+
+std::size_t LockTable::memory_bytes() const {
+  return entries_.capacity() * sizeof(Entry) + holds_.capacity() * sizeof(Hold) +
+         index_.capacity() * sizeof(std::uint64_t) + arena_.bytes_reserved();
+}
+
+}  // namespace glockd

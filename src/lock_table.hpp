@@ -1,0 +1,126 @@
+// LockTable: every held lock, exclusive and shared, in one open-addressing
+// index over a slab of entries. Each connection's holds form an intrusive
+// list (Holdings), so dropping a connection costs O(locks it holds).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "arena.hpp"
+
+namespace glockd {
+
+using ConnId = std::uint32_t;
+inline constexpr std::uint32_t kNil = 0xffffffffu;
+
+enum class LockKind : std::uint8_t { Exclusive = 0, Shared = 1 };
+
+// Per-connection view of what it holds; owned by the connection, changed
+// only through LockTable.
+struct Holdings {
+  std::uint32_t head = kNil;  // most recent hold first
+  std::uint32_t exclusive = 0;
+  std::uint32_t shared = 0;
+  std::size_t total() const { return exclusive + shared; }
+};
+
+class LockTable {
+ public:
+  // `first_token` seeds fencing tokens so they grow across restarts.
+  explicit LockTable(std::uint64_t first_token = 1);
+  LockTable(const LockTable&) = delete;
+  LockTable& operator=(const LockTable&) = delete;
+
+  struct Acquired {
+    bool ok = false;          // held by this connection after the call
+    bool newly = false;       // it was not held by this connection before
+    std::uint32_t holders = 0;  // shared: holders now; exclusive: 1 when ok
+  };
+
+  Acquired acquire(ConnId conn, Holdings& h, std::string_view name);
+  bool release(ConnId conn, Holdings& h, std::string_view name);
+  bool is_locked(std::string_view name) const;
+  // The holder of an exclusive lock, or kNil.
+  ConnId holder(std::string_view name) const;
+  // Fencing token of conn's hold on exclusive `name`, 0 when not held.
+  std::uint64_t token(ConnId conn, std::string_view name) const;
+
+  Acquired acquire_shared(ConnId conn, Holdings& h, std::string_view name);
+  bool release_shared(ConnId conn, Holdings& h, std::string_view name);
+  std::uint32_t shared_holders(std::string_view name) const;
+
+  // Releases every lock in `h`; calls on_release(kind, name) for each before
+  // its name is freed.
+  template <class F>
+  void release_all(Holdings& h, F&& on_release) {
+    while (h.head != kNil) {
+      const Hold hold = holds_[h.head];
+      const Entry& e = entries_[hold.entry];
+      on_release(e.kind, e.name);
+      drop_hold(h, h.head);
+    }
+  }
+
+  // Visits locks of one kind as (name, holders-in-order-taken) in no order.
+  template <class F>
+  void for_each(LockKind kind, F&& visit) const {
+    std::vector<ConnId> holders;
+    for (std::uint32_t i = 0; i < entries_.size(); ++i) {
+      const Entry& e = entries_[i];
+      if (e.holders == 0 || e.kind != kind) continue;
+      holders.clear();
+      for (std::uint32_t k = e.first_hold; k != kNil; k = holds_[k].entry_next)
+        holders.push_back(holds_[k].conn);
+      visit(e.name, holders);
+    }
+  }
+
+  std::size_t exclusive_locks() const { return live_[0]; }
+  std::size_t shared_locks() const { return live_[1]; }
+  // Bytes owned by the table: entries, holds, index and name arena.
+  std::size_t memory_bytes() const;
+
+ private:
+  struct Entry {
+    std::string_view name;           // in arena_; empty view for ""
+    std::uint64_t token = 0;         // exclusive: fencing token of the hold
+    std::uint32_t hash = 0;
+    std::uint32_t first_hold = kNil; // holders in the order they took it
+    std::uint32_t last_hold = kNil;
+    std::uint32_t holders = 0;       // 0: the slab slot is free
+    std::uint32_t next_free = kNil;
+    LockKind kind = LockKind::Exclusive;
+  };
+  struct Hold {
+    std::uint32_t entry;
+    ConnId conn;
+    std::uint32_t conn_prev, conn_next;
+    std::uint32_t entry_prev, entry_next;
+  };
+
+  static std::uint32_t hash_of(LockKind kind, std::string_view name);
+  std::uint32_t find(LockKind kind, std::string_view name, std::uint32_t hash) const;
+  std::uint32_t create(LockKind kind, std::string_view name, std::uint32_t hash);
+  void destroy(std::uint32_t entry);
+  std::uint32_t find_hold(ConnId conn, const Holdings& h, std::uint32_t entry) const;
+  void add_hold(ConnId conn, Holdings& h, std::uint32_t entry);
+  void drop_hold(Holdings& h, std::uint32_t hold);
+  void index_insert(std::uint64_t slot_value);
+  void index_erase(std::uint32_t entry);
+  void grow_index();
+
+  NameArena arena_;
+  std::vector<Entry> entries_;
+  std::uint32_t free_entry_ = kNil;
+  std::vector<Hold> holds_;
+  std::uint32_t free_hold_ = kNil;
+  // Slot value: (hash << 32) | (entry + 1); 0 marks an empty slot.
+  std::vector<std::uint64_t> index_;
+  std::size_t index_used_ = 0;
+  std::size_t live_[2] = {0, 0};
+  std::uint64_t next_token_;
+};
+
+}  // namespace glockd

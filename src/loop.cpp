@@ -1,0 +1,586 @@
+// Loop implementation: ring setup, the completion dispatch and one handler
+// per operation kind (after liburing's examples/proxy.c).
+#include "loop.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cassert>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+namespace glockd {
+
+namespace {
+
+constexpr unsigned kSqEntries = 4096;
+// Large enough that a burst of accepts and recvs never overflows it.
+constexpr unsigned kCqEntries = 65536;
+constexpr unsigned kBufCount = 1024;     // power of two (buffer ring)
+constexpr unsigned kBufSize = 4096;
+constexpr std::uint16_t kBufGroup = 0;
+constexpr unsigned kBatch = 256;         // CQEs taken per peek
+// Answers waiting beyond this pause reading until the peer catches up.
+constexpr std::size_t kMaxUnsentOutput = 4 * 1024 * 1024;
+constexpr std::uint32_t kNoSlot = 0xffffffffu;
+constexpr std::size_t kFdReserve = 32;   // descriptors kept for ourselves
+
+std::string format_peer(const sockaddr_storage& ss) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
+    ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+    return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
+      ::inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], ip, sizeof ip);
+      return std::string(ip) + ":" + std::to_string(ntohs(a.sin6_port));
+    }
+    ::inet_ntop(AF_INET6, &a.sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a.sin6_port));
+  }
+  return "?";
+}
+
+std::string read_sysctl(const char* path) {
+  std::ifstream f(path);
+  std::string v;
+  if (f) std::getline(f, v);
+  return v;
+}
+
+std::string explain_ring_error(int err) {
+  const std::string why = std::strerror(err);
+  if (err == ENOSYS)
+    return "io_uring is not available (io_uring_setup: " + why +
+           "): the kernel lacks it or a seccomp filter hides it. glockd needs Linux 5.19 or "
+           "later with io_uring enabled; in a container, allow io_uring_setup, "
+           "io_uring_enter and io_uring_register in its seccomp profile";
+  if (err == EPERM) {
+    const std::string disabled = read_sysctl("/proc/sys/kernel/io_uring_disabled");
+    if (!disabled.empty() && disabled != "0")
+      return "io_uring is disabled by the sysctl kernel.io_uring_disabled=" + disabled +
+             ": set it to 0 (sysctl -w kernel.io_uring_disabled=0), or for value 1 run "
+             "glockd in the group named by kernel.io_uring_group";
+    return "io_uring is refused (io_uring_setup: " + why +
+           "): a seccomp filter blocks it (container default profiles do); allow "
+           "io_uring_setup, io_uring_enter and io_uring_register";
+  }
+  if (err == ENOMEM)
+    return "not enough locked memory for the io_uring ring (io_uring_setup: " + why +
+           "): raise RLIMIT_MEMLOCK (ulimit -l, or LimitMEMLOCK= in the systemd unit)";
+  return "cannot set up io_uring: " + why;
+}
+
+// Prints events as the original glockd does under -verbose.
+class VerboseEvents final : public Events {
+ public:
+  explicit VerboseEvents(const ServerView& server) : server_(server) {}
+  void obtained(ConnId c, LockKind k, std::string_view name) override {
+    spdlog::debug("{} obtained {} for {}", server_.addr(c), kind(k), name);
+  }
+  void released(ConnId c, LockKind k, std::string_view name) override {
+    spdlog::debug("{} released {} for {}", server_.addr(c), kind(k), name);
+  }
+  void orphaned(ConnId c, LockKind k, std::string_view name) override {
+    spdlog::debug("{} orphaned {} {}", server_.addr(c), kind(k), name);
+  }
+  void renamed(ConnId c, std::string_view name) override {
+    spdlog::debug("{} changed their name to '{}'", server_.addr(c), name);
+  }
+  void invalid(ConnId c, std::string_view line) override {
+    spdlog::debug("{} invalid command '{}'", server_.addr(c), line);
+  }
+
+ private:
+  static const char* kind(LockKind k) { return k == LockKind::Shared ? "shared lock" : "lock"; }
+  const ServerView& server_;
+};
+
+}  // namespace
+
+Loop::Loop(const Config& config, std::vector<Listener> listeners)
+    : config_(config),
+      listeners_(std::move(listeners)),
+      accept_armed_(listeners_.size(), false),
+      // Fencing tokens stay above every token of an earlier run.
+      table_(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch()).count())),
+      conns_(config.max_line) {
+  if (config_.verbose) events_ = std::make_unique<VerboseEvents>(*this);
+  protocol_ = std::make_unique<Protocol>(table_, registry_, stats_,
+                                         Features{config_.dump, config_.registry}, *this,
+                                         events_.get());
+  retry_delay_.tv_nsec = 100 * 1000 * 1000;
+}
+
+Loop::~Loop() {
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (buf_ring_) ::munmap(buf_ring_, kBufCount * sizeof(io_uring_buf));
+  for (std::size_t i = 0; i < conns_.slots(); ++i)
+    if (conns_.at(static_cast<ConnId>(i)).fd >= 0) ::close(conns_.at(static_cast<ConnId>(i)).fd);
+}
+
+std::uint64_t Loop::tag(Op op, std::uint32_t slot, std::uint32_t gen) {
+  return (static_cast<std::uint64_t>(op) << 56) |
+         (static_cast<std::uint64_t>(gen & 0xffffff) << 32) | slot;
+}
+
+std::string Loop::init() {
+  // Each connection costs one descriptor: use all the kernel lets us have.
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  const std::size_t by_fds = rl.rlim_cur > kFdReserve ? rl.rlim_cur - kFdReserve : 1;
+  max_connections_ = config_.max_connections == 0 ? by_fds
+                                                  : std::min(config_.max_connections, by_fds);
+  spdlog::info("open-file limit {}: serving at most {} connections", rl.rlim_cur,
+               max_connections_);
+
+  io_uring_params p{};
+  // SINGLE_ISSUER + DEFER_TASKRUN: only this thread submits, and completion
+  // work runs when we ask for events instead of interrupting us (6.1+).
+  // COOP_TASKRUN is the next best (5.19+). CQSIZE: never overflow the CQ.
+  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  const unsigned tries[] = {base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                            base | IORING_SETUP_COOP_TASKRUN, base};
+  int rc = -EINVAL;
+  for (unsigned flags : tries) {
+    p = io_uring_params{};
+    p.flags = flags;
+    p.cq_entries = kCqEntries;
+    rc = io_uring_queue_init_params(kSqEntries, &ring_, &p);
+    if (rc != -EINVAL) {
+      ring_flags_ = flags;
+      break;
+    }
+  }
+  if (rc < 0) return explain_ring_error(-rc);
+  ring_ready_ = true;
+
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+  const bool has_ops = probe && io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
+                       io_uring_opcode_supported(probe, IORING_OP_RECV) &&
+                       io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+                       io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL) &&
+                       io_uring_opcode_supported(probe, IORING_OP_CLOSE);
+  if (probe) io_uring_free_probe(probe);
+  if (!has_ops)
+    return "this kernel's io_uring lacks accept/recv/send/close: glockd needs Linux 5.19 or later";
+
+  const std::size_t ring_bytes = kBufCount * sizeof(io_uring_buf);
+  void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                     -1, 0);
+  if (mem == MAP_FAILED) return std::string("cannot map the buffer ring: ") + std::strerror(errno);
+  buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+  io_uring_buf_ring_init(buf_ring_);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+  reg.ring_entries = kBufCount;
+  reg.bgid = kBufGroup;
+  if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0)
+    return std::string("cannot register the recv buffer ring (") + std::strerror(-r) +
+           "): glockd needs Linux 5.19 or later";
+  buffers_ = std::make_unique<char[]>(std::size_t{kBufCount} * kBufSize);
+  for (unsigned i = 0; i < kBufCount; ++i)
+    io_uring_buf_ring_add(buf_ring_, buffers_.get() + std::size_t{i} * kBufSize, kBufSize,
+                          static_cast<unsigned short>(i), io_uring_buf_ring_mask(kBufCount),
+                          static_cast<int>(i));
+  io_uring_buf_ring_advance(buf_ring_, kBufCount);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd_) return std::string("cannot create a signalfd: ") + std::strerror(errno);
+  ::signal(SIGPIPE, SIG_IGN);
+  return {};
+}
+
+io_uring_sqe* Loop::sqe() {
+  io_uring_sqe* s = io_uring_get_sqe(&ring_);
+  if (s == nullptr) {
+    io_uring_submit(&ring_);
+    s = io_uring_get_sqe(&ring_);
+  }
+  assert(s != nullptr);
+  return s;
+}
+
+void Loop::arm_accept(std::size_t i) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_multishot_accept(s, listeners_[i].fd.get(), nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, tag(Op::Accept, static_cast<std::uint32_t>(i), 0));
+  accept_armed_[i] = true;
+}
+
+void Loop::arm_recv(Connection& c) {
+  io_uring_sqe* s = sqe();
+  if (recv_multishot_)
+    io_uring_prep_recv_multishot(s, c.fd, nullptr, 0, 0);
+  else
+    io_uring_prep_recv(s, c.fd, nullptr, kBufSize, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = kBufGroup;
+  io_uring_sqe_set_data64(s, tag(Op::Recv, c.session.id, c.gen));
+  c.recv_armed = true;
+}
+
+void Loop::arm_signal() {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_read(s, signal_fd_.get(), &siginfo_, sizeof siginfo_, 0);
+  io_uring_sqe_set_data64(s, tag(Op::Signal, kNoSlot, 0));
+}
+
+void Loop::arm_retry_timer() {
+  if (accept_retry_pending_) return;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_timeout(s, &retry_delay_, 0, 0);
+  io_uring_sqe_set_data64(s, tag(Op::Timer, kNoSlot, 0));
+  accept_retry_pending_ = true;
+}
+
+void Loop::submit_send(Connection& c) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_send(s, c.fd, c.sending.data() + c.sent, c.sending.size() - c.sent,
+                     MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, tag(Op::Send, c.session.id, c.gen));
+  c.send_inflight = true;
+}
+
+int Loop::run() {
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    arm_accept(i);
+    spdlog::info("listening on {} ({})", listeners_[i].where,
+                 transport_name(listeners_[i].transport));
+  }
+  arm_signal();
+  io_uring_submit(&ring_);
+  spdlog::info("ready: glockd {} (io_uring{})", GLOCKD_VERSION,
+               (ring_flags_ & IORING_SETUP_DEFER_TASKRUN) ? ", defer-taskrun" : "");
+  if (on_ready_) on_ready_();
+
+  std::array<io_uring_cqe*, kBatch> batch{};
+  while (!stopping_ || conns_.open() > 0) {
+    if (stopping_) {
+      __kernel_timespec ts{1, 0};
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr) == -ETIME) break;
+    } else {
+      const int rc = io_uring_submit_and_wait(&ring_, 1);
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+        spdlog::error("io_uring_submit_and_wait: {}", std::strerror(-rc));
+        return 1;
+      }
+    }
+    for (;;) {
+      const unsigned n = io_uring_peek_batch_cqe(&ring_, batch.data(), kBatch);
+      if (n == 0) break;
+      // Accepts first: a connection the kernel accepted in this batch is
+      // counted before any `q` in the same batch is answered.
+      for (unsigned i = 0; i < n; ++i)
+        if (static_cast<Op>(batch[i]->user_data >> 56) == Op::Accept) handle_cqe(*batch[i]);
+      for (unsigned i = 0; i < n; ++i)
+        if (static_cast<Op>(batch[i]->user_data >> 56) != Op::Accept) handle_cqe(*batch[i]);
+      io_uring_cq_advance(&ring_, n);
+      if (n < kBatch) break;
+    }
+    end_of_turn();
+  }
+  io_uring_submit(&ring_);  // the last close()s
+  for (const Listener& l : listeners_)
+    if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+  spdlog::info("stopped");
+  return 0;
+}
+
+void Loop::handle_cqe(const io_uring_cqe& cqe) {
+  const Op op = static_cast<Op>(cqe.user_data >> 56);
+  const std::uint32_t slot = static_cast<std::uint32_t>(cqe.user_data);
+  const std::uint32_t gen = static_cast<std::uint32_t>(cqe.user_data >> 32) & 0xffffff;
+  switch (op) {
+    case Op::Accept:
+      return on_accept(slot, cqe);
+    case Op::Signal:
+      return on_signal(cqe);
+    case Op::Timer:
+      accept_retry_pending_ = false;
+      if (!stopping_)
+        for (std::size_t i = 0; i < listeners_.size(); ++i)
+          if (!accept_armed_[i]) arm_accept(i);
+      return;
+    case Op::Close:
+      return;
+    case Op::Recv:
+    case Op::Send:
+    case Op::Cancel: {
+      Connection& c = conns_.at(slot);
+      // A completion for a connection that has since been recycled.
+      if ((c.gen & 0xffffff) != gen || c.state == ConnState::Free) {
+        if (cqe.flags & IORING_CQE_F_BUFFER)
+          return_buffer(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+        return;
+      }
+      if (op == Op::Recv) on_recv(c, cqe);
+      else if (op == Op::Send) on_send(c, cqe);
+      else c.cancel_inflight = false;
+      maybe_close(c);
+      return;
+    }
+  }
+}
+
+void Loop::on_accept(std::size_t i, const io_uring_cqe& cqe) {
+  if (!(cqe.flags & IORING_CQE_F_MORE)) accept_armed_[i] = false;
+  if (cqe.res >= 0) {
+    if (stopping_) {
+      ::close(cqe.res);
+    } else {
+      adopt(cqe.res, listeners_[i].transport);
+    }
+  } else if (cqe.res != -ECANCELED) {
+    warn_limited(accept_error_limit_, std::string("accept on ") + listeners_[i].where + ": " +
+                                          std::strerror(-cqe.res));
+  }
+  if (!accept_armed_[i] && !stopping_) {
+    // Out of descriptors: retry after a pause instead of spinning.
+    if (cqe.res == -EMFILE || cqe.res == -ENFILE || cqe.res == -ENOBUFS || cqe.res == -ENOMEM)
+      arm_retry_timer();
+    else
+      arm_accept(i);
+  }
+}
+
+void Loop::adopt(int fd, Transport transport) {
+  if (open_ >= max_connections_) {
+    ::close(fd);
+    warn_limited(full_limit_, "refusing connections: --max-connections (" +
+                                  std::to_string(max_connections_) + ") reached");
+    return;
+  }
+  Connection& c = conns_.allocate();
+  c.fd = fd;
+  c.transport = transport;
+  if (transport == Transport::Unix) {
+    c.addr = "unix:" + std::to_string(++unix_counter_);
+  } else {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    c.addr = ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? format_peer(ss)
+                                                                             : "?";
+  }
+  ++open_;
+  ++open_by_transport_[static_cast<int>(transport)];
+  if (config_.verbose) spdlog::debug("{} connected", c.addr);
+  arm_recv(c);
+}
+
+std::size_t Loop::connections_now() {
+  // Take what the kernel has queued on each listener so a client that has
+  // connected (but whose accept we have not seen yet) is counted.
+  for (const Listener& l : listeners_) {
+    for (;;) {
+      const int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      adopt(fd, l.transport);
+    }
+  }
+  return open_;
+}
+
+std::string_view Loop::addr(ConnId conn) const { return conns_.at(conn).addr; }
+
+void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
+  if (!(cqe.flags & IORING_CQE_F_MORE)) c.recv_armed = false;
+  if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
+    const auto bid = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    if (c.state == ConnState::Open)
+      consume(c, std::string_view(buffers_.get() + std::size_t{bid} * kBufSize,
+                                  static_cast<std::size_t>(cqe.res)));
+    return_buffer(bid);
+  } else if (cqe.flags & IORING_CQE_F_BUFFER) {
+    return_buffer(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+  }
+  if (c.state != ConnState::Open) return;
+  if (cqe.res == 0) return terminate(c, "closed");
+  if (cqe.res < 0) {
+    switch (-cqe.res) {
+      case ENOBUFS:  // the pool ran dry for a moment: not the peer's fault
+      case ECANCELED:
+        break;
+      case EINVAL:
+        if (recv_multishot_) {  // kernel without multishot recv (< 6.0)
+          recv_multishot_ = false;
+          spdlog::info("kernel lacks multishot recv: using one recv per read");
+          break;
+        }
+        return terminate(c, std::strerror(-cqe.res));
+      default:
+        return terminate(c, std::strerror(-cqe.res));
+    }
+  }
+  if (!c.recv_armed && !c.reading_paused) rearm_queue_.push_back(c.session.id);
+}
+
+void Loop::consume(Connection& c, std::string_view bytes) {
+  c.reader.feed(
+      bytes,
+      [&](std::string_view line) {
+        protocol_->handle_line(c.session, line, c.out);
+        return true;
+      },
+      [&] {
+        protocol_->overlong_line();
+        warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
+                                          std::to_string(config_.max_line) +
+                                          " bytes); discarded it");
+      });
+  if (!c.out.empty()) queue_flush(c);
+  if (c.unsent() > kMaxUnsentOutput && !c.reading_paused) {
+    // The peer sends faster than it reads: stop reading until it catches up.
+    c.reading_paused = true;
+    if (c.recv_armed && !c.cancel_inflight) {
+      io_uring_sqe* s = sqe();
+      io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
+      io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
+      c.cancel_inflight = true;
+    }
+  }
+}
+
+void Loop::queue_flush(Connection& c) {
+  if (c.queued_for_flush || c.send_inflight) return;
+  c.queued_for_flush = true;
+  flush_queue_.push_back(c.session.id);
+}
+
+void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
+  c.send_inflight = false;
+  if (c.state != ConnState::Open) return;
+  if (cqe.res < 0) {
+    if (cqe.res == -EAGAIN || cqe.res == -EINTR) {
+      submit_send(c);
+      return;
+    }
+    return terminate(c, std::strerror(-cqe.res));
+  }
+  c.sent += static_cast<std::size_t>(cqe.res);
+  if (c.sent < c.sending.size()) {  // short send: the rest goes next
+    submit_send(c);
+    return;
+  }
+  c.sending.clear();
+  c.sent = 0;
+  if (!c.out.empty()) queue_flush(c);
+  if (c.reading_paused && c.unsent() <= kMaxUnsentOutput / 2) {
+    c.reading_paused = false;
+    if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
+  }
+}
+
+void Loop::on_signal(const io_uring_cqe& cqe) {
+  if (cqe.res == static_cast<int>(sizeof siginfo_)) {
+    spdlog::info("received {}: shutting down", strsignal(static_cast<int>(siginfo_.ssi_signo)));
+    begin_shutdown();
+    return;
+  }
+  if (!stopping_) arm_signal();
+}
+
+void Loop::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    if (!accept_armed_[i]) continue;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tag(Op::Accept, static_cast<std::uint32_t>(i), 0), 0);
+    io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
+  }
+  for (std::size_t i = 0; i < conns_.slots(); ++i) {
+    Connection& c = conns_.at(static_cast<ConnId>(i));
+    if (c.state == ConnState::Open) terminate(c, "server shutting down");
+    if (c.state == ConnState::Closing) maybe_close(c);
+  }
+}
+
+void Loop::terminate(Connection& c, const char* why) {
+  if (c.state != ConnState::Open) return;
+  c.state = ConnState::Closing;
+  --open_;
+  --open_by_transport_[static_cast<int>(c.transport)];
+  protocol_->disconnect(c.session);
+  if (config_.verbose) spdlog::debug("{} disconnected ({})", c.addr, why);
+  if (c.recv_armed && !c.cancel_inflight) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
+    io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
+    c.cancel_inflight = true;
+  }
+}
+
+void Loop::maybe_close(Connection& c) {
+  if (c.state != ConnState::Closing || !c.idle()) return;
+  // Nothing of ours is in flight: the descriptor and the slot can go.
+  io_uring_sqe* s = sqe();
+  io_uring_prep_close(s, c.fd);
+  io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
+  c.fd = -1;
+  conns_.free(c);
+}
+
+void Loop::return_buffer(std::uint16_t bid) {
+  io_uring_buf_ring_add(buf_ring_, buffers_.get() + std::size_t{bid} * kBufSize, kBufSize, bid,
+                        io_uring_buf_ring_mask(kBufCount), static_cast<int>(buffers_returned_));
+  ++buffers_returned_;
+}
+
+void Loop::end_of_turn() {
+  if (buffers_returned_ > 0) {
+    io_uring_buf_ring_advance(buf_ring_, static_cast<int>(buffers_returned_));
+    buffers_returned_ = 0;
+  }
+  // One send per connection per turn, carrying every answer of the batch.
+  for (ConnId id : flush_queue_) {
+    Connection& c = conns_.at(id);
+    c.queued_for_flush = false;
+    if (c.state != ConnState::Open || c.send_inflight || c.out.empty()) continue;
+    c.sending.swap(c.out);
+    c.out.clear();
+    c.sent = 0;
+    submit_send(c);
+  }
+  flush_queue_.clear();
+  // Re-arm recvs that ended (ENOBUFS, or single-shot mode) now that the
+  // buffers of this batch are back in the ring.
+  for (ConnId id : rearm_queue_) {
+    Connection& c = conns_.at(id);
+    if (c.state == ConnState::Open && !c.recv_armed && !c.reading_paused) arm_recv(c);
+  }
+  rearm_queue_.clear();
+}
+
+void Loop::warn_limited(RateLimit& limit, const std::string& message) {
+  std::uint64_t suppressed = 0;
+  if (!limit.allow(suppressed)) return;
+  if (suppressed > 0)
+    spdlog::warn("{} ({} similar events not logged)", message, suppressed);
+  else
+    spdlog::warn("{}", message);
+}
+
+}  // namespace glockd

@@ -1,0 +1,115 @@
+// Loop: the io_uring ring and the one completion-queue loop that drives
+// accept, recv, send and close for every listener and connection.
+#pragma once
+
+#include <liburing.h>
+#include <sys/signalfd.h>
+
+#include <array>
+#include <functional>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "connection.hpp"
+#include "listeners.hpp"
+#include "lock_table.hpp"
+#include "log.hpp"
+#include "protocol.hpp"
+#include "registry.hpp"
+
+namespace glockd {
+
+class Loop final : public ServerView {
+ public:
+  Loop(const Config& config, std::vector<Listener> listeners);
+  ~Loop() override;
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Sets up the ring, the buffer pool and the signal fd. On failure returns
+  // a message that names the cause and the fix.
+  std::string init();
+  // Serves until SIGTERM or SIGINT; returns the process exit status.
+  int run();
+
+  // ServerView
+  std::string_view addr(ConnId conn) const override;
+  std::size_t connections_now() override;
+
+  // Called once the loop is serving (readiness notification).
+  void on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
+
+ private:
+  // What a submission was for; packed into user_data with slot + generation.
+  enum class Op : std::uint8_t { Accept = 1, Recv, Send, Cancel, Close, Signal, Timer };
+
+  static std::uint64_t tag(Op op, std::uint32_t slot, std::uint32_t gen);
+
+  io_uring_sqe* sqe();
+  void arm_accept(std::size_t listener);
+  void arm_recv(Connection& c);
+  void arm_signal();
+  void arm_retry_timer();
+  void submit_send(Connection& c);
+
+  void handle_cqe(const io_uring_cqe& cqe);
+  void on_accept(std::size_t listener, const io_uring_cqe& cqe);
+  void on_recv(Connection& c, const io_uring_cqe& cqe);
+  void on_send(Connection& c, const io_uring_cqe& cqe);
+  void on_signal(const io_uring_cqe& cqe);
+
+  void adopt(int fd, Transport transport);
+  void consume(Connection& c, std::string_view bytes);
+  void queue_flush(Connection& c);
+  void terminate(Connection& c, const char* why);
+  void maybe_close(Connection& c);
+  void end_of_turn();
+  void return_buffer(std::uint16_t bid);
+  void begin_shutdown();
+  void warn_limited(RateLimit& limit, const std::string& message);
+
+  const Config& config_;
+  std::vector<Listener> listeners_;
+  std::vector<bool> accept_armed_;
+  bool accept_retry_pending_ = false;
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  bool recv_multishot_ = true;   // off on kernels without multishot recv
+  unsigned ring_flags_ = 0;
+
+  // Provided buffer ring for recv: the kernel picks a buffer per completion,
+  // so an idle connection owns no receive buffer at all.
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  std::unique_ptr<char[]> buffers_;
+  unsigned buffers_returned_ = 0;
+
+  UniqueFd signal_fd_;
+  signalfd_siginfo siginfo_{};
+  __kernel_timespec retry_delay_{};
+
+  LockTable table_;
+  Registry registry_;
+  Stats stats_;
+  std::unique_ptr<Events> events_;
+  std::unique_ptr<Protocol> protocol_;
+  ConnectionTable conns_;
+  std::array<std::size_t, kTransportCount> open_by_transport_{};
+  std::size_t open_ = 0;
+  std::size_t max_connections_ = 0;
+  std::uint64_t unix_counter_ = 0;
+  std::vector<ConnId> flush_queue_;
+  std::vector<ConnId> rearm_queue_;
+
+  bool stopping_ = false;
+  std::function<void()> on_ready_;
+
+  RateLimit overlong_limit_;
+  RateLimit full_limit_;
+  RateLimit accept_error_limit_;
+};
+
+}  // namespace glockd

@@ -1,0 +1,72 @@
+// glockd entry point: parse flags, open (or adopt) listeners, take the
+// pidfile, run the loop.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "config.hpp"
+#include "listeners.hpp"
+#include "log.hpp"
+#include "loop.hpp"
+#include "systemd.hpp"
+
+using namespace glockd;
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "glockd: %s\n", message.c_str());
+  return 1;
+}
+
+std::string summary(const std::vector<Listener>& listeners) {
+  std::string s = "serving";
+  for (const Listener& l : listeners)
+    s += std::string(" ") + transport_name(l.transport) + "=" + l.where;
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config config;
+  const ParseOutcome parsed = parse_command_line(argc, argv, config);
+  if (parsed.action == ParseOutcome::Action::ExitOk) {
+    std::fputs(parsed.message.c_str(), stdout);
+    return 0;
+  }
+  if (parsed.action == ParseOutcome::Action::ExitError) {
+    std::fputs(parsed.message.c_str(), stderr);
+    return 2;
+  }
+  setup_logging(config.verbose);
+
+  // The pidfile first: a second instance must name the pidfile, not the port.
+  Pidfile pidfile;
+  if (!config.pidfile.empty()) {
+    if (std::string err = pidfile.acquire(config.pidfile); !err.empty()) return fail(err);
+  }
+
+  Activation activation = adopt_systemd_sockets(config.keepalive_seconds);
+  if (!activation.error.empty()) return fail(activation.error);
+  std::vector<Listener> listeners;
+  if (activation.activated) {
+    listeners = std::move(activation.listeners);
+    spdlog::info("socket activation: {} sockets from systemd", listeners.size());
+  } else {
+    if (config.port == 0 && config.unix_path.empty() && config.ws_port == 0)
+      return fail("nothing to listen on: set --port, --unix or --ws to a non-zero value");
+    ListenResult opened = open_listeners(config);
+    if (!opened.error.empty()) return fail(opened.error);
+    listeners = std::move(opened.listeners);
+  }
+
+  const std::string status = summary(listeners);
+  Loop loop(config, std::move(listeners));
+  if (std::string err = loop.init(); !err.empty()) return fail(err);
+  loop.on_ready([&] { notify_ready(status); });
+  const int rc = loop.run();
+  notify_stopping();
+  pidfile.remove();
+  return rc;
+}

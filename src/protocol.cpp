@@ -1,0 +1,271 @@
+// Protocol implementation: the answers of PROTOCOL.md, byte for byte.
+#include "protocol.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <utility>
+#include <vector>
+
+namespace glockd {
+
+namespace {
+
+constexpr std::array<std::string_view, kCommandCount> kCommandNames = {
+    "d", "dump", "g", "i", "iam", "me", "q", "r", "sd", "sg", "si", "sr", "who", "t", "ra"};
+
+// ASCII whitespace as Go's strings.TrimSpace/Fields see it.
+constexpr bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool lookup_command(std::string_view word, Command& out) {
+  // Part 1 commands first: they are what clients send.
+  for (std::size_t i = 0; i < kCommandCount; ++i) {
+    if (kCommandNames[i] == word) {
+      out = static_cast<Command>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+void append_number(std::string& out, std::uint64_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, end);
+}
+
+void answer(std::string& out, std::string_view head, std::string_view name) {
+  out.append(head);
+  out.append(name);
+  out.push_back('\n');
+}
+
+void answer_n(std::string& out, std::uint64_t n, std::string_view head, std::string_view name) {
+  append_number(out, n);
+  out.append(head);
+  out.append(name);
+  out.push_back('\n');
+}
+
+constexpr std::string_view kDisabled = "0 disabled\n";
+
+}  // namespace
+
+std::string_view command_name(Command c) { return kCommandNames[static_cast<std::size_t>(c)]; }
+
+Request parse_request(std::string_view line, std::string& scratch) {
+  line = trim(line);
+  const std::size_t sp = line.find(' ');
+  if (sp == std::string_view::npos) return Request{line, {}};
+  Request req{line.substr(0, sp), trim(line.substr(sp + 1))};
+  // Collapse inner whitespace runs only when there are any (rare).
+  bool clean = true;
+  for (std::size_t i = 0; i < req.argument.size(); ++i) {
+    if (is_space(req.argument[i]) && (req.argument[i] != ' ' || is_space(req.argument[i + 1]))) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) return req;
+  scratch.clear();
+  bool in_space = false;
+  for (char c : req.argument) {
+    if (is_space(c)) {
+      in_space = true;
+      continue;
+    }
+    if (in_space) scratch.push_back(' ');
+    in_space = false;
+    scratch.push_back(c);
+  }
+  req.argument = scratch;
+  return req;
+}
+
+void Protocol::handle_line(Session& s, std::string_view line, std::string& out) {
+  std::string scratch;
+  const Request req = parse_request(line, scratch);
+  if (req.command.empty() && req.argument.empty()) return;  // blank line
+  Command cmd;
+  if (!lookup_command(req.command, cmd)) {
+    ++stats_.invalid_commands;
+    if (events_) events_->invalid(s.id, trim(line));
+    return;
+  }
+  ++stats_.commands[static_cast<std::size_t>(cmd)];
+  const std::string_view name = req.argument;
+
+  switch (cmd) {
+    case Command::g: {
+      const auto got = table_.acquire(s.id, s.holdings, name);
+      if (!got.ok) return answer(out, "0 Lock Get Failure: ", name);
+      if (got.newly && events_) events_->obtained(s.id, LockKind::Exclusive, name);
+      return answer(out, "1 Lock Get Success: ", name);
+    }
+    case Command::r:
+      if (!table_.release(s.id, s.holdings, name))
+        return answer(out, "0 Lock Release Failure: ", name);
+      if (events_) events_->released(s.id, LockKind::Exclusive, name);
+      return answer(out, "1 Lock Release Success: ", name);
+    case Command::i:
+      if (table_.is_locked(name)) return answer(out, "1 Lock Is Locked: ", name);
+      return answer(out, "0 Lock Not Locked: ", name);
+    case Command::sg: {
+      const auto got = table_.acquire_shared(s.id, s.holdings, name);
+      if (got.newly && events_) events_->obtained(s.id, LockKind::Shared, name);
+      return answer_n(out, got.holders, " Shared Lock Get Success: ", name);
+    }
+    case Command::sr:
+      if (!table_.release_shared(s.id, s.holdings, name))
+        return answer(out, "0 Shared Lock Release Failure: ", name);
+      if (events_) events_->released(s.id, LockKind::Shared, name);
+      return answer(out, "1 Shared Lock Release Success: ", name);
+    case Command::si: {
+      const std::uint32_t n = table_.shared_holders(name);
+      if (n == 0) return answer(out, "0 Shared Lock Not Locked: ", name);
+      return answer_n(out, n, " Shared Lock Is Locked: ", name);
+    }
+    case Command::d:
+    case Command::sd:
+      if (!features_.dump) return out.append(kDisabled), void();
+      return dump_lines(cmd == Command::d ? LockKind::Exclusive : LockKind::Shared, name, out);
+    case Command::dump:
+      if (!features_.dump) return out.append(kDisabled), void();
+      return dump_map(name == "shared" ? LockKind::Shared : LockKind::Exclusive, out);
+    case Command::me: {
+      const std::string_view addr = server_.addr(s.id);
+      out.append("1 ");
+      out.append(addr);
+      out.push_back(' ');
+      const std::string* reg = features_.registry ? registry_.name_of(s.id) : nullptr;
+      out.append(reg ? std::string_view(*reg) : addr);
+      out.push_back('\n');
+      return;
+    }
+    case Command::iam:
+      if (!features_.registry) return out.append(kDisabled), void();
+      if (name.empty()) registry_.drop(s.id);
+      else registry_.set(s.id, name);
+      if (events_) events_->renamed(s.id, name);
+      out.append("1 ok\n");
+      return;
+    case Command::who:
+      if (!features_.dump || !features_.registry) return out.append(kDisabled), void();
+      return who(name, out);
+    case Command::q:
+      return stats_lines(out);
+    case Command::t: {
+      const std::uint64_t token = table_.token(s.id, name);
+      if (token == 0) return answer(out, "0 Lock Token Failure: ", name);
+      return answer_n(out, token, " Lock Token: ", name);
+    }
+    case Command::ra: {
+      const std::uint32_t ex = s.holdings.exclusive;
+      const std::uint32_t sh = s.holdings.shared;
+      table_.release_all(s.holdings, [&](LockKind kind, std::string_view lock) {
+        if (events_) events_->released(s.id, kind, lock);
+      });
+      out.append("1 Release All Success: ");
+      append_number(out, ex);
+      out.push_back(' ');
+      append_number(out, sh);
+      out.push_back('\n');
+      return;
+    }
+    case Command::kCount:
+      break;
+  }
+}
+
+void Protocol::disconnect(Session& s) {
+  table_.release_all(s.holdings, [&](LockKind kind, std::string_view name) {
+    if (kind == LockKind::Exclusive) ++stats_.orphans;
+    else ++stats_.shared_orphans;
+    if (events_) events_->orphaned(s.id, kind, name);
+  });
+  registry_.drop(s.id);
+}
+
+void Protocol::holder_name(ConnId conn, std::string& out) const {
+  const std::string* reg = features_.registry ? registry_.name_of(conn) : nullptr;
+  out.append(reg ? std::string_view(*reg) : server_.addr(conn));
+}
+
+void Protocol::dump_lines(LockKind kind, std::string_view only, std::string& out) const {
+  std::vector<std::pair<std::string_view, std::vector<ConnId>>> locks;
+  table_.for_each(kind, [&](std::string_view name, const std::vector<ConnId>& holders) {
+    if (only.empty() || only == name) locks.emplace_back(name, holders);
+  });
+  std::sort(locks.begin(), locks.end());
+  for (const auto& [name, holders] : locks) {
+    for (ConnId conn : holders) {
+      out.append(name);
+      out.append(": ");
+      holder_name(conn, out);
+      out.push_back('\n');
+    }
+  }
+}
+
+void Protocol::dump_map(LockKind kind, std::string& out) const {
+  std::vector<std::pair<std::string_view, std::vector<ConnId>>> locks;
+  table_.for_each(kind, [&](std::string_view name, const std::vector<ConnId>& holders) {
+    locks.emplace_back(name, holders);
+  });
+  std::sort(locks.begin(), locks.end());
+  // Go's %v of a map: keys sorted, "key:value" separated by spaces.
+  out.append("map[");
+  bool first = true;
+  for (const auto& [name, holders] : locks) {
+    if (!first) out.push_back(' ');
+    first = false;
+    out.append(name);
+    out.push_back(':');
+    if (kind == LockKind::Shared) out.push_back('[');
+    for (std::size_t i = 0; i < holders.size(); ++i) {
+      if (i) out.push_back(' ');
+      out.append(server_.addr(holders[i]));
+    }
+    if (kind == LockKind::Shared) out.push_back(']');
+  }
+  out.append("]\n");
+}
+
+void Protocol::who(std::string_view only, std::string& out) const {
+  registry_.for_each([&](ConnId conn, const std::string& name) {
+    if (!only.empty() && only != name) return;
+    out.append(server_.addr(conn));
+    out.append(": ");
+    out.append(name);
+    out.push_back('\n');
+  });
+}
+
+void Protocol::stats_lines(std::string& out) {
+  auto line = [&](std::string_view key, std::uint64_t value) {
+    out.append(key);
+    out.append(": ");
+    append_number(out, value);
+    out.push_back('\n');
+  };
+  // Keys sorted bytewise; command_* come first and are already in order.
+  for (std::size_t i = 0; i < static_cast<std::size_t>(Command::t); ++i) {
+    out.append("command_");
+    line(kCommandNames[i], stats_.commands[i]);
+  }
+  line("connections", server_.connections_now());
+  line("invalid_commands", stats_.invalid_commands);
+  line("locks", table_.exclusive_locks());
+  line("orphans", stats_.orphans);
+  line("shared_locks", table_.shared_locks());
+  line("shared_orphans", stats_.shared_orphans);
+}
+
+}  // namespace glockd

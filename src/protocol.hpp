@@ -1,0 +1,105 @@
+// Protocol: parses one request line and answers it from the LockTable.
+// Pure: no sockets, no clock, no logging except through the optional
+// Events sink. Everything in PROTOCOL.md sections 0-2 is decided here.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lock_table.hpp"
+#include "registry.hpp"
+
+namespace glockd {
+
+enum class Command : std::uint8_t {
+  // Part 1, in the order of their q keys.
+  d, dump, g, i, iam, me, q, r, sd, sg, si, sr, who,
+  // Part 2.
+  t, ra,
+  kCount
+};
+inline constexpr std::size_t kCommandCount = static_cast<std::size_t>(Command::kCount);
+std::string_view command_name(Command c);
+
+struct Stats {
+  std::array<std::uint64_t, kCommandCount> commands{};
+  std::uint64_t invalid_commands = 0;
+  std::uint64_t orphans = 0;
+  std::uint64_t shared_orphans = 0;
+};
+
+struct Features {
+  bool dump = true;
+  bool registry = true;
+};
+
+// What the protocol needs to know about the server around it.
+class ServerView {
+ public:
+  virtual ~ServerView() = default;
+  // The connection's default name: IP:PORT, [IP]:PORT or unix:N.
+  virtual std::string_view addr(ConnId conn) const = 0;
+  // Connections open now, after taking every pending accept.
+  virtual std::size_t connections_now() = 0;
+};
+
+// Per-connection events, as the original glockd prints them under -verbose.
+class Events {
+ public:
+  virtual ~Events() = default;
+  virtual void obtained(ConnId conn, LockKind kind, std::string_view name) = 0;
+  virtual void released(ConnId conn, LockKind kind, std::string_view name) = 0;
+  virtual void orphaned(ConnId conn, LockKind kind, std::string_view name) = 0;
+  virtual void renamed(ConnId conn, std::string_view name) = 0;
+  virtual void invalid(ConnId conn, std::string_view line) = 0;
+};
+
+// Protocol state of one connection.
+struct Session {
+  ConnId id = kNil;
+  Holdings holdings;
+};
+
+class Protocol {
+ public:
+  Protocol(LockTable& table, Registry& registry, Stats& stats, Features features,
+           ServerView& server, Events* events = nullptr)
+      : table_(table), registry_(registry), stats_(stats), features_(features),
+        server_(server), events_(events) {}
+
+  // Answers one line (without its '\n'), appending the answer to `out`.
+  void handle_line(Session& s, std::string_view line, std::string& out);
+  // Counts a line that was too long and therefore discarded.
+  void overlong_line() { ++stats_.invalid_commands; }
+  // The connection is gone: orphan its locks and forget its registration.
+  void disconnect(Session& s);
+
+  const Stats& stats() const { return stats_; }
+  const LockTable& table() const { return table_; }
+
+ private:
+  void holder_name(ConnId conn, std::string& out) const;
+  void dump_lines(LockKind kind, std::string_view only, std::string& out) const;
+  void dump_map(LockKind kind, std::string& out) const;
+  void who(std::string_view only, std::string& out) const;
+  void stats_lines(std::string& out);
+
+  LockTable& table_;
+  Registry& registry_;
+  Stats& stats_;
+  Features features_;
+  ServerView& server_;
+  Events* events_;
+};
+
+// Splits a trimmed request into command and normalised argument (runs of
+// whitespace collapsed to one space). Exposed for tests.
+struct Request {
+  std::string_view command;
+  std::string_view argument;  // points into `scratch` or the line itself
+};
+Request parse_request(std::string_view line, std::string& scratch);
+
+}  // namespace glockd

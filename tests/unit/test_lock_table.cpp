@@ -1,0 +1,160 @@
+// LockTable: exclusive and shared semantics, holdings, index growth and
+// deletion, fencing tokens.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+
+#include "lock_table.hpp"
+
+using namespace glockd;
+
+TEST(LockTable, ExclusiveHasOneHolder) {
+  LockTable t;
+  Holdings a, b;
+  EXPECT_TRUE(t.acquire(1, a, "x").ok);
+  EXPECT_TRUE(t.acquire(1, a, "x").ok);  // again by the holder
+  EXPECT_FALSE(t.acquire(1, a, "x").newly);
+  EXPECT_FALSE(t.acquire(2, b, "x").ok);
+  EXPECT_EQ(t.holder("x"), 1u);
+  EXPECT_FALSE(t.release(2, b, "x"));
+  EXPECT_TRUE(t.release(1, a, "x"));
+  EXPECT_FALSE(t.release(1, a, "x"));
+  EXPECT_FALSE(t.is_locked("x"));
+  EXPECT_TRUE(t.acquire(2, b, "x").ok);
+  EXPECT_EQ(a.total(), 0u);
+  EXPECT_EQ(b.exclusive, 1u);
+}
+
+TEST(LockTable, SharedCountsHoldersOnce) {
+  LockTable t;
+  Holdings h[5];
+  for (ConnId c = 0; c < 5; ++c) EXPECT_EQ(t.acquire_shared(c, h[c], "s").holders, c + 1);
+  EXPECT_EQ(t.acquire_shared(2, h[2], "s").holders, 5u);  // no double count
+  EXPECT_FALSE(t.acquire_shared(2, h[2], "s").newly);
+  EXPECT_EQ(t.shared_holders("s"), 5u);
+  EXPECT_TRUE(t.release_shared(0, h[0], "s"));
+  EXPECT_FALSE(t.release_shared(0, h[0], "s"));
+  EXPECT_EQ(t.shared_holders("s"), 4u);
+  EXPECT_EQ(t.shared_locks(), 1u);
+}
+
+TEST(LockTable, SharedAndExclusiveNamespacesAreSeparate) {
+  LockTable t;
+  Holdings a, b;
+  EXPECT_TRUE(t.acquire(1, a, "n").ok);
+  EXPECT_EQ(t.acquire_shared(2, b, "n").holders, 1u);
+  EXPECT_FALSE(t.release_shared(1, a, "n"));
+  EXPECT_FALSE(t.release(2, b, "n"));
+  EXPECT_EQ(t.exclusive_locks(), 1u);
+  EXPECT_EQ(t.shared_locks(), 1u);
+}
+
+TEST(LockTable, EmptyNameIsALock) {
+  LockTable t;
+  Holdings a, b;
+  EXPECT_TRUE(t.acquire(1, a, "").ok);
+  EXPECT_FALSE(t.acquire(2, b, "").ok);
+  EXPECT_TRUE(t.is_locked(""));
+}
+
+TEST(LockTable, ReleaseAllVisitsEveryHoldOnce) {
+  LockTable t;
+  Holdings a, b;
+  for (int i = 0; i < 100; ++i) t.acquire(1, a, "e" + std::to_string(i));
+  for (int i = 0; i < 50; ++i) t.acquire_shared(1, a, "s" + std::to_string(i));
+  t.acquire_shared(2, b, "s7");
+  int ex = 0, sh = 0;
+  t.release_all(a, [&](LockKind k, std::string_view) { (k == LockKind::Exclusive ? ex : sh)++; });
+  EXPECT_EQ(ex, 100);
+  EXPECT_EQ(sh, 50);
+  EXPECT_EQ(a.total(), 0u);
+  EXPECT_EQ(t.exclusive_locks(), 0u);
+  EXPECT_EQ(t.shared_locks(), 1u);  // s7 still held by 2
+  EXPECT_EQ(t.shared_holders("s7"), 1u);
+}
+
+TEST(LockTable, HoldersListedInOrderTaken) {
+  LockTable t;
+  Holdings h[4];
+  for (ConnId c : {3u, 1u, 2u, 0u}) t.acquire_shared(c, h[c], "q");
+  t.release_shared(1, h[1], "q");
+  std::vector<ConnId> seen;
+  t.for_each(LockKind::Shared, [&](std::string_view name, const std::vector<ConnId>& holders) {
+    EXPECT_EQ(name, "q");
+    seen = holders;
+  });
+  EXPECT_EQ(seen, (std::vector<ConnId>{3, 2, 0}));
+}
+
+TEST(LockTable, TokensGrowWithEveryAcquisition) {
+  LockTable t(1000);
+  Holdings a, b;
+  t.acquire(1, a, "x");
+  const auto first = t.token(1, "x");
+  EXPECT_GE(first, 1000u);
+  EXPECT_EQ(t.token(2, "x"), 0u);
+  t.release(1, a, "x");
+  t.acquire(2, b, "x");
+  EXPECT_GT(t.token(2, "x"), first);
+  EXPECT_EQ(t.token(1, "x"), 0u);
+}
+
+// Random operations against a simple model: exercises index growth and
+// backward-shift deletion far past the initial size.
+TEST(LockTable, MatchesAModelUnderRandomOperations) {
+  LockTable t;
+  constexpr ConnId kConns = 8;
+  Holdings h[kConns];
+  std::map<std::string, ConnId> model;
+  std::map<std::string, std::set<ConnId>> shared_model;
+  std::mt19937 rng(42);
+  for (int step = 0; step < 200000; ++step) {
+    const ConnId c = rng() % kConns;
+    const std::string name = "k" + std::to_string(rng() % 5000);
+    switch (rng() % 6) {
+      case 0:
+      case 1: {
+        const bool ok = t.acquire(c, h[c], name).ok;
+        auto it = model.find(name);
+        ASSERT_EQ(ok, it == model.end() || it->second == c);
+        if (it == model.end()) model[name] = c;
+        break;
+      }
+      case 2: {
+        auto it = model.find(name);
+        const bool mine = it != model.end() && it->second == c;
+        ASSERT_EQ(t.release(c, h[c], name), mine);
+        if (mine) model.erase(it);
+        break;
+      }
+      case 3: {
+        shared_model[name].insert(c);
+        ASSERT_EQ(t.acquire_shared(c, h[c], name).holders, shared_model[name].size());
+        break;
+      }
+      case 4: {
+        auto& s = shared_model[name];
+        ASSERT_EQ(t.release_shared(c, h[c], name), s.erase(c) == 1);
+        if (s.empty()) shared_model.erase(name);
+        break;
+      }
+      case 5:
+        if (rng() % 50 == 0) {
+          t.release_all(h[c], [](LockKind, std::string_view) {});
+          std::erase_if(model, [&](auto& kv) { return kv.second == c; });
+          for (auto it = shared_model.begin(); it != shared_model.end();) {
+            it->second.erase(c);
+            it = it->second.empty() ? shared_model.erase(it) : std::next(it);
+          }
+        }
+        break;
+    }
+  }
+  ASSERT_EQ(t.exclusive_locks(), model.size());
+  ASSERT_EQ(t.shared_locks(), shared_model.size());
+  for (auto& [name, c] : model) ASSERT_EQ(t.holder(name), c);
+  for (auto& [name, s] : shared_model) ASSERT_EQ(t.shared_holders(name), s.size());
+}

@@ -1,0 +1,194 @@
+// Protocol: every command's answer, byte for byte, and every feature toggle.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "protocol.hpp"
+
+using namespace glockd;
+
+namespace {
+
+// The protocol's view of the server: fixed addresses, a connection count.
+class Addresses final : public ServerView {
+ public:
+  std::map<ConnId, std::string> addrs;
+  std::size_t open = 0;
+  std::string_view addr(ConnId c) const override { return addrs.at(c); }
+  std::size_t connections_now() override { return open; }
+};
+
+class ProtocolTest : public ::testing::Test {
+ protected:
+  void make(Features f = {}) {
+    proto = std::make_unique<Protocol>(table, registry, stats, f, server);
+  }
+  void SetUp() override {
+    server.addrs = {{0, "127.0.0.1:5001"}, {1, "unix:3"}, {2, "[::1]:6000"}};
+    server.open = 3;
+    for (ConnId i = 0; i < 3; ++i) s[i].id = i;
+    make();
+  }
+  std::string ask(int who, std::string_view line) {
+    std::string out;
+    proto->handle_line(s[who], line, out);
+    return out;
+  }
+  LockTable table;
+  Registry registry;
+  Stats stats;
+  Addresses server;
+  Session s[3];
+  std::unique_ptr<Protocol> proto;
+};
+
+}  // namespace
+
+TEST(ParseRequest, TrimsAndCollapsesWhitespace) {
+  std::string scratch;
+  auto r = parse_request("  g   my \t  lock  \r", scratch);
+  EXPECT_EQ(r.command, "g");
+  EXPECT_EQ(r.argument, "my lock");
+  r = parse_request("g", scratch);
+  EXPECT_EQ(r.command, "g");
+  EXPECT_EQ(r.argument, "");
+  r = parse_request("g\tfoo", scratch);  // the command ends at a space only
+  EXPECT_EQ(r.command, "g\tfoo");
+  r = parse_request("sg a b", scratch);
+  EXPECT_EQ(r.argument, "a b");
+}
+
+TEST_F(ProtocolTest, ExclusiveLocks) {
+  EXPECT_EQ(ask(0, "g foo"), "1 Lock Get Success: foo\n");
+  EXPECT_EQ(ask(0, "g foo"), "1 Lock Get Success: foo\n");
+  EXPECT_EQ(ask(1, "g foo"), "0 Lock Get Failure: foo\n");
+  EXPECT_EQ(ask(1, "i foo"), "1 Lock Is Locked: foo\n");
+  EXPECT_EQ(ask(1, "r foo"), "0 Lock Release Failure: foo\n");
+  EXPECT_EQ(ask(0, "r foo"), "1 Lock Release Success: foo\n");
+  EXPECT_EQ(ask(1, "i foo"), "0 Lock Not Locked: foo\n");
+  EXPECT_EQ(ask(1, "g"), "1 Lock Get Success: \n");
+  EXPECT_EQ(ask(0, " g  my   lock \r"), "1 Lock Get Success: my lock\n");
+}
+
+TEST_F(ProtocolTest, SharedLocksCount) {
+  EXPECT_EQ(ask(0, "sg s"), "1 Shared Lock Get Success: s\n");
+  EXPECT_EQ(ask(1, "sg s"), "2 Shared Lock Get Success: s\n");
+  EXPECT_EQ(ask(1, "sg s"), "2 Shared Lock Get Success: s\n");
+  EXPECT_EQ(ask(2, "si s"), "2 Shared Lock Is Locked: s\n");
+  EXPECT_EQ(ask(2, "sr s"), "0 Shared Lock Release Failure: s\n");
+  EXPECT_EQ(ask(0, "sr s"), "1 Shared Lock Release Success: s\n");
+  EXPECT_EQ(ask(2, "si s"), "1 Shared Lock Is Locked: s\n");
+  EXPECT_EQ(ask(1, "sr s"), "1 Shared Lock Release Success: s\n");
+  EXPECT_EQ(ask(2, "si s"), "0 Shared Lock Not Locked: s\n");
+  EXPECT_EQ(ask(2, "g s"), "1 Lock Get Success: s\n");  // separate namespace
+}
+
+TEST_F(ProtocolTest, BlankAndUnknownGetNoAnswer) {
+  EXPECT_EQ(ask(0, ""), "");
+  EXPECT_EQ(ask(0, "  \r"), "");
+  EXPECT_EQ(stats.invalid_commands, 0u);
+  EXPECT_EQ(ask(0, "bogus"), "");
+  EXPECT_EQ(ask(0, "G foo"), "");
+  EXPECT_EQ(ask(0, "g\tfoo"), "");
+  EXPECT_EQ(stats.invalid_commands, 3u);
+  EXPECT_FALSE(table.is_locked("foo"));
+}
+
+TEST_F(ProtocolTest, DumpLines) {
+  ask(0, "g b");
+  ask(1, "g a");
+  ask(2, "sg s");
+  ask(0, "sg s");
+  EXPECT_EQ(ask(2, "d"), "a: unix:3\nb: 127.0.0.1:5001\n");
+  EXPECT_EQ(ask(2, "d b"), "b: 127.0.0.1:5001\n");
+  EXPECT_EQ(ask(2, "d nope"), "");
+  EXPECT_EQ(ask(2, "sd"), "s: [::1]:6000\ns: 127.0.0.1:5001\n");
+  EXPECT_EQ(ask(2, "sd s"), "s: [::1]:6000\ns: 127.0.0.1:5001\n");
+  ask(1, "iam worker");
+  EXPECT_EQ(ask(2, "d a"), "a: worker\n");
+}
+
+TEST_F(ProtocolTest, DumpMapsInGoNotation) {
+  EXPECT_EQ(ask(0, "dump"), "map[]\n");
+  EXPECT_EQ(ask(0, "dump shared"), "map[]\n");
+  ask(0, "g foo");
+  ask(1, "g bar");
+  ask(1, "sg foo");
+  ask(0, "sg foo");
+  ask(1, "iam named");  // dump shows raw addresses, never names
+  EXPECT_EQ(ask(2, "dump"), "map[bar:unix:3 foo:127.0.0.1:5001]\n");
+  EXPECT_EQ(ask(2, "dump shared"), "map[foo:[unix:3 127.0.0.1:5001]]\n");
+}
+
+TEST_F(ProtocolTest, DumpDisabled) {
+  make(Features{false, true});
+  for (auto req : {"d", "d x", "sd", "sd x", "dump", "dump shared", "who", "who x"})
+    EXPECT_EQ(ask(0, req), "0 disabled\n") << req;
+  EXPECT_EQ(ask(0, "iam x"), "1 ok\n");
+}
+
+TEST_F(ProtocolTest, Registry) {
+  EXPECT_EQ(ask(0, "me"), "1 127.0.0.1:5001 127.0.0.1:5001\n");
+  EXPECT_EQ(ask(0, "iam alice"), "1 ok\n");
+  EXPECT_EQ(ask(0, "me"), "1 127.0.0.1:5001 alice\n");
+  EXPECT_EQ(ask(1, "iam bob"), "1 ok\n");
+  EXPECT_EQ(ask(2, "iam alice"), "1 ok\n");
+  EXPECT_EQ(ask(2, "who"), "127.0.0.1:5001: alice\nunix:3: bob\n[::1]:6000: alice\n");
+  EXPECT_EQ(ask(0, "iam   alice  "), "1 ok\n");  // moves to the end
+  EXPECT_EQ(ask(2, "who alice"), "[::1]:6000: alice\n127.0.0.1:5001: alice\n");
+  EXPECT_EQ(ask(1, "iam"), "1 ok\n");  // unregisters
+  EXPECT_EQ(ask(1, "me"), "1 unix:3 unix:3\n");
+  EXPECT_EQ(ask(1, "who bob"), "");
+}
+
+TEST_F(ProtocolTest, RegistryDisabled) {
+  make(Features{true, false});
+  EXPECT_EQ(ask(0, "iam alice"), "0 disabled\n");
+  EXPECT_EQ(ask(0, "who"), "0 disabled\n");
+  EXPECT_EQ(ask(0, "me"), "1 127.0.0.1:5001 127.0.0.1:5001\n");
+  EXPECT_EQ(stats.commands[static_cast<int>(Command::iam)], 1u);
+}
+
+TEST_F(ProtocolTest, StatsHaveExactlyTheNineteenKeys) {
+  ask(0, "g a");
+  ask(1, "g a");
+  ask(1, "sg b");
+  ask(2, "junk");
+  proto->overlong_line();
+  proto->disconnect(s[0]);
+  proto->disconnect(s[1]);
+  server.open = 1;
+  EXPECT_EQ(ask(2, "q"),
+            "command_d: 0\ncommand_dump: 0\ncommand_g: 2\ncommand_i: 0\ncommand_iam: 0\n"
+            "command_me: 0\ncommand_q: 1\ncommand_r: 0\ncommand_sd: 0\ncommand_sg: 1\n"
+            "command_si: 0\ncommand_sr: 0\ncommand_who: 0\nconnections: 1\n"
+            "invalid_commands: 2\nlocks: 0\norphans: 1\nshared_locks: 0\nshared_orphans: 1\n");
+}
+
+TEST_F(ProtocolTest, DisconnectOrphansAndUnregisters) {
+  ask(0, "g a");
+  ask(0, "sg b");
+  ask(0, "iam gone");
+  proto->disconnect(s[0]);
+  EXPECT_EQ(ask(1, "g a"), "1 Lock Get Success: a\n");
+  EXPECT_EQ(ask(1, "si b"), "0 Shared Lock Not Locked: b\n");
+  EXPECT_EQ(ask(1, "who"), "");
+  EXPECT_EQ(stats.orphans, 1u);
+  EXPECT_EQ(stats.shared_orphans, 1u);
+}
+
+TEST_F(ProtocolTest, TokensAndReleaseAll) {
+  EXPECT_EQ(ask(0, "t a"), "0 Lock Token Failure: a\n");
+  ask(0, "g a");
+  const std::string tok = ask(0, "t a");
+  EXPECT_TRUE(tok.ends_with(" Lock Token: a\n")) << tok;
+  EXPECT_EQ(ask(1, "t a"), "0 Lock Token Failure: a\n");
+  ask(0, "g b");
+  ask(0, "sg c");
+  EXPECT_EQ(ask(0, "ra"), "1 Release All Success: 2 1\n");
+  EXPECT_EQ(stats.orphans, 0u);
+  EXPECT_EQ(ask(1, "i a"), "0 Lock Not Locked: a\n");
+  // The q key set never grows with Part 2 commands.
+  EXPECT_EQ(ask(0, "q").find("command_t"), std::string::npos);
+}
