@@ -36,7 +36,7 @@ std::uint32_t LockTable::hash_of(LockKind kind, std::string_view name) {
     n -= 8;
   }
   std::uint64_t tail = 0;
-  std::memcpy(&tail, p, n);
+  if (n > 0) std::memcpy(&tail, p, n);  // p may be null for the empty name
   h = mix(h ^ tail ^ (static_cast<std::uint64_t>(n) << 56));
   return static_cast<std::uint32_t>(h ^ (h >> 32));
 }
