@@ -34,6 +34,7 @@ struct Connection {
   bool cancel_inflight = false;
   bool reading_paused = false;  // too much unsent output: stop reading
   bool queued_for_flush = false;
+  bool flush_on_close = false;  // Closing: send what is left, then close
   Session session;
   LineReader reader;
   std::string out;      // answers produced since the last send was issued

@@ -108,6 +108,15 @@ class VerboseEvents final : public Events {
 
 }  // namespace
 
+sigset_t block_shutdown_signals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  return mask;
+}
+
 Loop::Loop(const Config& config, std::vector<Listener> listeners)
     : config_(config),
       listeners_(std::move(listeners)),
@@ -200,11 +209,7 @@ std::string Loop::init() {
                           static_cast<int>(i));
   io_uring_buf_ring_advance(buf_ring_, kBufCount);
 
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const sigset_t mask = block_shutdown_signals();
   signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_) return std::string("cannot create a signalfd: ") + std::strerror(errno);
   ::signal(SIGPIPE, SIG_IGN);
@@ -417,7 +422,8 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
     return_buffer(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
   }
   if (c.state != ConnState::Open) return;
-  if (cqe.res == 0) return terminate(c, "closed");
+  // The peer finished sending: answer what it sent, then close.
+  if (cqe.res == 0) return terminate(c, "closed", true);
   if (cqe.res < 0) {
     switch (-cqe.res) {
       case ENOBUFS:  // the pool ran dry for a moment: not the peer's fault
@@ -471,8 +477,12 @@ void Loop::queue_flush(Connection& c) {
 
 void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   c.send_inflight = false;
-  if (c.state != ConnState::Open) return;
+  if (c.state == ConnState::Free || (c.state == ConnState::Closing && !c.flush_on_close)) return;
   if (cqe.res < 0) {
+    if (c.state == ConnState::Closing) {
+      c.flush_on_close = false;
+      return;
+    }
     if (cqe.res == -EAGAIN || cqe.res == -EINTR) {
       submit_send(c);
       return;
@@ -486,6 +496,10 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   }
   c.sending.clear();
   c.sent = 0;
+  if (c.state == ConnState::Closing) {
+    flush_closing(c);
+    return;
+  }
   if (!c.out.empty()) queue_flush(c);
   if (c.reading_paused && c.unsent() <= kMaxUnsentOutput / 2) {
     c.reading_paused = false;
@@ -514,13 +528,32 @@ void Loop::begin_shutdown() {
   for (std::size_t i = 0; i < conns_.slots(); ++i) {
     Connection& c = conns_.at(static_cast<ConnId>(i));
     if (c.state == ConnState::Open) terminate(c, "server shutting down");
-    if (c.state == ConnState::Closing) maybe_close(c);
+    if (c.state == ConnState::Closing) {
+      c.flush_on_close = false;
+      maybe_close(c);
+    }
   }
 }
 
-void Loop::terminate(Connection& c, const char* why) {
+void Loop::flush_closing(Connection& c) {
+  if (c.send_inflight) return;
+  if (c.out.empty()) {
+    c.flush_on_close = false;
+    return;
+  }
+  c.sending.swap(c.out);
+  c.out.clear();
+  c.sent = 0;
+  submit_send(c);
+}
+
+void Loop::terminate(Connection& c, const char* why, bool flush) {
   if (c.state != ConnState::Open) return;
   c.state = ConnState::Closing;
+  // Answers to what a half-closed peer sent still go out; after an error
+  // or at shutdown they are dropped.
+  c.flush_on_close = flush && !stopping_;
+  if (c.flush_on_close) flush_closing(c);
   --open_;
   --open_by_transport_[static_cast<int>(c.transport)];
   protocol_->disconnect(c.session);
@@ -534,7 +567,7 @@ void Loop::terminate(Connection& c, const char* why) {
 }
 
 void Loop::maybe_close(Connection& c) {
-  if (c.state != ConnState::Closing || !c.idle()) return;
+  if (c.state != ConnState::Closing || !c.idle() || c.flush_on_close) return;
   // Nothing of ours is in flight: the descriptor and the slot can go.
   io_uring_sqe* s = sqe();
   io_uring_prep_close(s, c.fd);

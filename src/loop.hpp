@@ -3,6 +3,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <signal.h>
 #include <sys/signalfd.h>
 
 #include <array>
@@ -21,6 +22,10 @@
 #include "registry.hpp"
 
 namespace glockd {
+
+// Blocks SIGTERM and SIGINT so they queue for the loop's signalfd; call it
+// before opening listeners so an early signal is not fatal.
+sigset_t block_shutdown_signals();
 
 class Loop final : public ServerView {
  public:
@@ -64,7 +69,8 @@ class Loop final : public ServerView {
   void adopt(int fd, Transport transport);
   void consume(Connection& c, std::string_view bytes);
   void queue_flush(Connection& c);
-  void terminate(Connection& c, const char* why);
+  void terminate(Connection& c, const char* why, bool flush = false);
+  void flush_closing(Connection& c);
   void maybe_close(Connection& c);
   void end_of_turn();
   void return_buffer(std::uint16_t bid);

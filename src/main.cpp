@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   setup_logging(config.verbose);
+  // From here on SIGTERM/SIGINT wait for the loop, which shuts down cleanly.
+  block_shutdown_signals();
 
   // The pidfile first: a second instance must name the pidfile, not the port.
   Pidfile pidfile;
