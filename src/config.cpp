@@ -11,10 +11,10 @@ namespace glockd {
 
 namespace {
 
-constexpr std::array<std::string_view, 16> kLongFlags = {
+constexpr std::array<std::string_view, 18> kLongFlags = {
     "port", "bind", "unix", "unix-mode", "ws", "ws-origin", "ws-max-message", "dump",
     "registry", "verbose", "pidfile", "max-line", "max-connections", "keepalive",
-    "version", "help"};
+    "version", "help", "max-waiters", "max-waiters-per-lock"};
 
 bool is_known_long_flag(std::string_view arg) {
   const std::string_view name = arg.substr(0, arg.find('='));
@@ -80,6 +80,13 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                  "Seconds of silence before TCP keepalive probes a peer; a dead peer's "
                  "locks are released about 2x this later. 0 disables")
       ->check(CLI::Range(0, 86400));
+
+  app.add_option("--max-waiters", config.max_waiters,
+                 "Most queued w/sw requests in total; more get the time-out answer at once")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-waiters-per-lock", config.max_waiters_per_lock,
+                 "Most queued w/sw requests on one lock")
+      ->check(CLI::NonNegativeNumber);
 
   std::vector<std::string> args = normalise_go_flags(argc, argv);
   std::vector<char*> argp;

@@ -16,6 +16,8 @@ inline constexpr int kDefaultWsPort = 9998;
 inline constexpr std::size_t kDefaultMaxLine = 8 * 1024;
 inline constexpr std::size_t kDefaultWsMaxMessage = 1024 * 1024;
 inline constexpr int kDefaultKeepaliveSeconds = 60;
+inline constexpr std::size_t kDefaultMaxWaiters = 100000;
+inline constexpr std::size_t kDefaultMaxWaitersPerLock = 10000;
 
 struct Config {
   int port = kDefaultPort;              // 0: no TCP listener
@@ -32,6 +34,8 @@ struct Config {
   std::size_t max_line = kDefaultMaxLine;
   std::size_t max_connections = 0;      // 0: as many as RLIMIT_NOFILE allows
   int keepalive_seconds = kDefaultKeepaliveSeconds;  // 0: off
+  std::size_t max_waiters = kDefaultMaxWaiters;      // queued w/sw in total
+  std::size_t max_waiters_per_lock = kDefaultMaxWaitersPerLock;
 };
 
 struct ParseOutcome {

@@ -35,12 +35,15 @@ struct Connection {
   bool reading_paused = false;  // too much unsent output: stop reading
   bool queued_for_flush = false;
   bool flush_on_close = false;  // Closing: send what is left, then close
+  bool blocked = false;         // a w/sw waits: later requests wait behind it
+  std::int64_t deadline_ns = 0; // when the blocked wait times out
   Session session;
   LineReader reader;
   std::string out;      // answers produced since the last send was issued
   std::string sending;  // the bytes of the send in flight
   std::size_t sent = 0; // how much of `sending` the kernel took so far
   std::string addr;     // IP:PORT, [IP]:PORT or unix:N
+  std::string pending_input;  // bytes that arrived behind a blocked request
 
   bool idle() const { return !recv_armed && !send_inflight && !cancel_inflight; }
   std::size_t unsent() const { return out.size() + sending.size() - sent; }

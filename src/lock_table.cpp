@@ -20,8 +20,10 @@ std::uint64_t mix(std::uint64_t x) {
 }
 }  // namespace
 
-LockTable::LockTable(std::uint64_t first_token)
-    : index_(kInitialIndexSlots, 0), next_token_(first_token == 0 ? 1 : first_token) {}
+LockTable::LockTable(std::uint64_t first_token, WaitLimits limits)
+    : index_(kInitialIndexSlots, 0),
+      limits_(limits),
+      next_token_(first_token == 0 ? 1 : first_token) {}
 
 std::uint32_t LockTable::hash_of(LockKind kind, std::string_view name) {
   std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ (name.size() * 0x100000001b3ULL) ^
@@ -172,7 +174,79 @@ void LockTable::drop_hold(Holdings& h, std::uint32_t k) {
   else --h.shared;
   holds_[k].conn_next = free_hold_;
   free_hold_ = k;
-  if (--entry.holders == 0) destroy(hold.entry);
+  --entry.holders;
+  if (entry.waiter_head != kNil) grant_waiters(hold.entry);
+  if (entry.holders == 0 && entry.waiter_head == kNil) destroy(hold.entry);
+}
+
+void LockTable::unlink_waiter(std::uint32_t w) {
+  const Waiter waiter = waiters_[w];
+  Entry& entry = entries_[waiter.entry];
+  if (waiter.prev != kNil) waiters_[waiter.prev].next = waiter.next;
+  else entry.waiter_head = waiter.next;
+  if (waiter.next != kNil) waiters_[waiter.next].prev = waiter.prev;
+  else entry.waiter_tail = waiter.prev;
+  --entry.waiter_count;
+  --waiting_;
+  waiters_[w].next = free_waiter_;
+  free_waiter_ = w;
+}
+
+void LockTable::grant_waiters(std::uint32_t e) {
+  // FIFO: stop at the first waiter that cannot have the lock yet.
+  while (entries_[e].waiter_head != kNil) {
+    const std::uint32_t w = entries_[e].waiter_head;
+    const Waiter waiter = waiters_[w];
+    const Entry& entry = entries_[e];
+    const bool fits = entry.kind == LockKind::Exclusive ? entry.holders == 0
+                                                        : entry.holders < waiter.limit;
+    if (!fits) return;
+    unlink_waiter(w);
+    waiter.holdings->waiter = kNil;
+    add_hold(waiter.conn, *waiter.holdings, e);
+    grants_.push_back(Grant{waiter.conn, entries_[e].kind, entries_[e].holders, entries_[e].name});
+  }
+}
+
+LockTable::Waited LockTable::wait(ConnId conn, Holdings& h, std::string_view name,
+                                  std::uint32_t limit, bool queue) {
+  const LockKind kind = limit == 0 ? LockKind::Exclusive : LockKind::Shared;
+  const std::uint32_t hash = hash_of(kind, name);
+  std::uint32_t e = find(kind, name, hash);
+  if (e == kNil) {
+    e = create(kind, name, hash);
+    add_hold(conn, h, e);
+    return Waited{WaitStatus::Granted, entries_[e].holders};
+  }
+  if (kind == LockKind::Exclusive) {
+    if (holds_[entries_[e].first_hold].conn == conn) return Waited{WaitStatus::Granted, 1};
+  } else {
+    if (find_hold(conn, h, e) != kNil) return Waited{WaitStatus::Granted, entries_[e].holders};
+    if (entries_[e].waiter_head == kNil && entries_[e].holders < limit) {
+      add_hold(conn, h, e);
+      return Waited{WaitStatus::Granted, entries_[e].holders};
+    }
+  }
+  if (!queue || h.waiter != kNil) return Waited{WaitStatus::Refused, 0};
+  if (waiting_ >= limits_.total || entries_[e].waiter_count >= limits_.per_lock)
+    return Waited{WaitStatus::Refused, 0};
+  std::uint32_t w;
+  if (free_waiter_ != kNil) {
+    w = free_waiter_;
+    free_waiter_ = waiters_[w].next;
+  } else {
+    w = static_cast<std::uint32_t>(waiters_.size());
+    waiters_.emplace_back();
+  }
+  Entry& entry = entries_[e];
+  waiters_[w] = Waiter{e, conn, limit, entry.waiter_tail, kNil, &h};
+  if (entry.waiter_tail != kNil) waiters_[entry.waiter_tail].next = w;
+  else entry.waiter_head = w;
+  entry.waiter_tail = w;
+  ++entry.waiter_count;
+  ++waiting_;
+  h.waiter = w;
+  return Waited{WaitStatus::Queued, 0};
 }
 
 LockTable::Acquired LockTable::acquire(ConnId conn, Holdings& h, std::string_view name) {
@@ -239,6 +313,7 @@ std::uint32_t LockTable::shared_holders(std::string_view name) const {
 
 std::size_t LockTable::memory_bytes() const {
   return entries_.capacity() * sizeof(Entry) + holds_.capacity() * sizeof(Hold) +
+         waiters_.capacity() * sizeof(Waiter) +
          index_.capacity() * sizeof(std::uint64_t) + arena_.bytes_reserved();
 }
 

@@ -20,16 +20,31 @@ enum class LockKind : std::uint8_t { Exclusive = 0, Shared = 1 };
 // Per-connection view of what it holds; owned by the connection, changed
 // only through LockTable.
 struct Holdings {
-  std::uint32_t head = kNil;  // most recent hold first
+  std::uint32_t head = kNil;    // most recent hold first
+  std::uint32_t waiter = kNil;  // the one queued wait (w/sw), if any
   std::uint32_t exclusive = 0;
   std::uint32_t shared = 0;
   std::size_t total() const { return exclusive + shared; }
 };
 
+// A queued waiter that has just been given its lock. `name` stays valid
+// until the table is changed again.
+struct Grant {
+  ConnId conn;
+  LockKind kind;
+  std::uint32_t holders;
+  std::string_view name;
+};
+
+struct WaitLimits {
+  std::size_t per_lock = 10000;
+  std::size_t total = 100000;
+};
+
 class LockTable {
  public:
   // `first_token` seeds fencing tokens so they grow across restarts.
-  explicit LockTable(std::uint64_t first_token = 1);
+  explicit LockTable(std::uint64_t first_token = 1, WaitLimits limits = {});
   LockTable(const LockTable&) = delete;
   LockTable& operator=(const LockTable&) = delete;
 
@@ -51,10 +66,36 @@ class LockTable {
   bool release_shared(ConnId conn, Holdings& h, std::string_view name);
   std::uint32_t shared_holders(std::string_view name) const;
 
-  // Releases every lock in `h`; calls on_release(kind, name) for each before
-  // its name is freed.
+  enum class WaitStatus { Granted, Queued, Refused };
+  struct Waited {
+    WaitStatus status;
+    std::uint32_t holders;  // when Granted
+  };
+  // Takes `name` now if it can, else queues conn (FIFO) until it can.
+  // limit 0: the exclusive lock; limit N: the shared lock while it has fewer
+  // than N holders. Refused: over the waiter limits. queue=false: never queue.
+  Waited wait(ConnId conn, Holdings& h, std::string_view name, std::uint32_t limit, bool queue);
+  // Removes conn's queued wait; calls f(kind, name) before the name may go.
+  template <class F>
+  void cancel_wait(Holdings& h, F&& f) {
+    if (h.waiter == kNil) return;
+    const std::uint32_t w = h.waiter;
+    const std::uint32_t e = waiters_[w].entry;
+    f(entries_[e].kind, entries_[e].name);
+    unlink_waiter(w);
+    h.waiter = kNil;
+    if (entries_[e].holders == 0 && entries_[e].waiter_head == kNil) destroy(e);
+    else grant_waiters(e);  // a semaphore waiter behind it may fit now
+  }
+  // Waiters given their lock since the last call; the caller answers them.
+  std::vector<Grant>& grants() { return grants_; }
+  std::size_t waiters() const { return waiting_; }
+
+  // Releases every lock in `h` (and drops its queued wait); calls
+  // on_release(kind, name) for each lock before its name is freed.
   template <class F>
   void release_all(Holdings& h, F&& on_release) {
+    cancel_wait(h, [](LockKind, std::string_view) {});
     while (h.head != kNil) {
       const Hold hold = holds_[h.head];
       const Entry& e = entries_[hold.entry];
@@ -91,7 +132,17 @@ class LockTable {
     std::uint32_t last_hold = kNil;
     std::uint32_t holders = 0;       // 0: the slab slot is free
     std::uint32_t next_free = kNil;
+    std::uint32_t waiter_head = kNil;  // FIFO of queued waits
+    std::uint32_t waiter_tail = kNil;
+    std::uint32_t waiter_count = 0;
     LockKind kind = LockKind::Exclusive;
+  };
+  struct Waiter {
+    std::uint32_t entry;
+    ConnId conn;
+    std::uint32_t limit;
+    std::uint32_t prev, next;  // in the entry's queue; next doubles as free link
+    Holdings* holdings;
   };
   struct Hold {
     std::uint32_t entry;
@@ -110,6 +161,8 @@ class LockTable {
   void index_insert(std::uint64_t slot_value);
   void index_erase(std::uint32_t entry);
   void grow_index();
+  void unlink_waiter(std::uint32_t w);
+  void grant_waiters(std::uint32_t entry);
 
   NameArena arena_;
   std::vector<Entry> entries_;
@@ -119,6 +172,11 @@ class LockTable {
   // Slot value: (hash << 32) | (entry + 1); 0 marks an empty slot.
   std::vector<std::uint64_t> index_;
   std::size_t index_used_ = 0;
+  std::vector<Waiter> waiters_;
+  std::uint32_t free_waiter_ = kNil;
+  std::size_t waiting_ = 0;
+  std::vector<Grant> grants_;
+  WaitLimits limits_;
   std::size_t live_[2] = {0, 0};
   std::uint64_t next_token_;
 };

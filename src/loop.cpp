@@ -29,6 +29,14 @@ constexpr std::uint16_t kBufGroup = 0;
 constexpr unsigned kBatch = 256;         // CQEs taken per peek
 // Answers waiting beyond this pause reading until the peer catches up.
 constexpr std::size_t kMaxUnsentOutput = 4 * 1024 * 1024;
+// Requests queued behind a blocked `w` beyond this pause reading too.
+constexpr std::size_t kMaxPendingInput = 1024 * 1024;
+
+std::int64_t now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 constexpr std::uint32_t kNoSlot = 0xffffffffu;
 constexpr std::size_t kFdReserve = 32;   // descriptors kept for ourselves
 
@@ -123,7 +131,8 @@ Loop::Loop(const Config& config, std::vector<Listener> listeners)
       accept_armed_(listeners_.size(), false),
       // Fencing tokens stay above every token of an earlier run.
       table_(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count())),
+                 std::chrono::system_clock::now().time_since_epoch()).count()),
+             WaitLimits{config.max_waiters_per_lock, config.max_waiters}),
       conns_(config.max_line) {
   if (config_.verbose) events_ = std::make_unique<VerboseEvents>(*this);
   protocol_ = std::make_unique<Protocol>(table_, registry_, stats_,
@@ -286,6 +295,16 @@ int Loop::run() {
       __kernel_timespec ts{1, 0};
       io_uring_cqe* cqe = nullptr;
       if (io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr) == -ETIME) break;
+    } else if (!timers_.empty()) {
+      // Sleep no longer than the earliest waiter's deadline.
+      const std::int64_t wait = std::max<std::int64_t>(0, timers_.begin()->first - now_ns());
+      __kernel_timespec ts{wait / 1'000'000'000, wait % 1'000'000'000};
+      io_uring_cqe* cqe = nullptr;
+      const int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+        spdlog::error("io_uring_submit_and_wait_timeout: {}", std::strerror(-rc));
+        return 1;
+      }
     } else {
       const int rc = io_uring_submit_and_wait(&ring_, 1);
       if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
@@ -444,27 +463,36 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
 }
 
 void Loop::consume(Connection& c, std::string_view bytes) {
-  c.reader.feed(
-      bytes,
-      [&](std::string_view line) {
+  if (c.blocked) {
+    c.pending_input.append(bytes);  // waits behind the blocked request
+  } else {
+    const std::size_t used = c.reader.feed(
+        bytes,
+        [&](std::string_view line) {
 #ifdef GLOCKD_ECHO_CEILING
-        // The benchmark's ceiling: same loop, fixed answer, no lock table.
-        (void)line;
-        c.out.append("1 Lock Get Success: echo\n");
+          // The benchmark's ceiling: same loop, fixed answer, no lock table.
+          (void)line;
+          c.out.append("1 Lock Get Success: echo\n");
+          return true;
 #else
-        protocol_->handle_line(c.session, line, c.out);
+          const Outcome outcome = protocol_->handle_line(c.session, line, c.out);
+          if (!table_.grants().empty()) answer_grants();
+          if (outcome.blocked) block(c, outcome.wait_ms);
+          return !outcome.blocked;
 #endif
-        return true;
-      },
-      [&] {
-        protocol_->overlong_line();
-        warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
-                                          std::to_string(config_.max_line) +
-                                          " bytes); discarded it");
-      });
+        },
+        [&] {
+          protocol_->overlong_line();
+          warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
+                                            std::to_string(config_.max_line) +
+                                            " bytes); discarded it");
+        });
+    if (used < bytes.size()) c.pending_input.append(bytes.substr(used));
+  }
   if (!c.out.empty()) queue_flush(c);
-  if (c.unsent() > kMaxUnsentOutput && !c.reading_paused) {
-    // The peer sends faster than it reads: stop reading until it catches up.
+  if (!c.reading_paused &&
+      (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput)) {
+    // The peer sends faster than we answer: stop reading until it catches up.
     c.reading_paused = true;
     if (c.recv_armed && !c.cancel_inflight) {
       io_uring_sqe* s = sqe();
@@ -473,6 +501,62 @@ void Loop::consume(Connection& c, std::string_view bytes) {
       c.cancel_inflight = true;
     }
   }
+}
+
+void Loop::maybe_resume_reading(Connection& c) {
+  if (!c.reading_paused || c.unsent() > kMaxUnsentOutput / 2 || c.blocked ||
+      !c.pending_input.empty())
+    return;
+  c.reading_paused = false;
+  if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
+}
+
+void Loop::block(Connection& c, std::uint32_t wait_ms) {
+  c.blocked = true;
+  c.deadline_ns = now_ns() + static_cast<std::int64_t>(wait_ms) * 1'000'000;
+  timers_.emplace(c.deadline_ns, c.session.id);
+}
+
+void Loop::unblock(Connection& c) {
+  timers_.erase({c.deadline_ns, c.session.id});
+  c.blocked = false;
+  queue_flush(c);
+  if (!c.pending_input.empty()) resume_queue_.push_back(c.session.id);
+  else maybe_resume_reading(c);
+}
+
+void Loop::answer_grants() {
+  // Waiters given their lock by a release: answer them and let their
+  // pipelines go on (later, from resume_queue_, not from inside this call).
+  for (const Grant& g : table_.grants()) {
+    Connection& w = conns_.at(g.conn);
+    protocol_->answer_grant(g, w.out);
+    unblock(w);
+  }
+  table_.grants().clear();
+}
+
+void Loop::expire_waits() {
+  if (timers_.empty()) return;
+  const std::int64_t now = now_ns();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    Connection& c = conns_.at(timers_.begin()->second);
+    protocol_->expire_wait(c.session, c.out);
+    if (!table_.grants().empty()) answer_grants();  // a semaphore waiter behind it
+    unblock(c);
+  }
+}
+
+void Loop::resume_pipelines() {
+  for (std::size_t i = 0; i < resume_queue_.size(); ++i) {  // grows while we go
+    Connection& c = conns_.at(resume_queue_[i]);
+    if (c.state != ConnState::Open || c.blocked || c.pending_input.empty()) continue;
+    std::string input = std::move(c.pending_input);
+    c.pending_input.clear();
+    consume(c, input);
+    maybe_resume_reading(c);
+  }
+  resume_queue_.clear();
 }
 
 void Loop::queue_flush(Connection& c) {
@@ -507,10 +591,7 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
     return;
   }
   if (!c.out.empty()) queue_flush(c);
-  if (c.reading_paused && c.unsent() <= kMaxUnsentOutput / 2) {
-    c.reading_paused = false;
-    if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
-  }
+  maybe_resume_reading(c);
 }
 
 void Loop::on_signal(const io_uring_cqe& cqe) {
@@ -562,7 +643,12 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   if (c.flush_on_close) flush_closing(c);
   --open_;
   --open_by_transport_[static_cast<int>(c.transport)];
+  if (c.blocked) {
+    timers_.erase({c.deadline_ns, c.session.id});
+    c.blocked = false;
+  }
   protocol_->disconnect(c.session);
+  if (!table_.grants().empty()) answer_grants();
   if (config_.verbose) spdlog::debug("{} disconnected ({})", c.addr, why);
   if (c.recv_armed && !c.cancel_inflight) {
     io_uring_sqe* s = sqe();
@@ -589,6 +675,8 @@ void Loop::return_buffer(std::uint16_t bid) {
 }
 
 void Loop::end_of_turn() {
+  expire_waits();
+  resume_pipelines();
   if (buffers_returned_ > 0) {
     io_uring_buf_ring_advance(buf_ring_, static_cast<int>(buffers_returned_));
     buffers_returned_ = 0;

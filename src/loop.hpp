@@ -10,6 +10,7 @@
 #include <functional>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,12 @@ class Loop final : public ServerView {
   void adopt(int fd, Transport transport);
   void consume(Connection& c, std::string_view bytes);
   void queue_flush(Connection& c);
+  void block(Connection& c, std::uint32_t wait_ms);
+  void unblock(Connection& c);
+  void answer_grants();
+  void expire_waits();
+  void resume_pipelines();
+  void maybe_resume_reading(Connection& c);
   void terminate(Connection& c, const char* why, bool flush = false);
   void flush_closing(Connection& c);
   void maybe_close(Connection& c);
@@ -109,6 +116,8 @@ class Loop final : public ServerView {
   std::uint64_t unix_counter_ = 0;
   std::vector<ConnId> flush_queue_;
   std::vector<ConnId> rearm_queue_;
+  std::vector<ConnId> resume_queue_;  // unblocked, with requests waiting
+  std::set<std::pair<std::int64_t, ConnId>> timers_;  // wait deadlines
 
   bool stopping_ = false;
   std::function<void()> on_ready_;

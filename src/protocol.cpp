@@ -11,7 +11,24 @@ namespace glockd {
 namespace {
 
 constexpr std::array<std::string_view, kCommandCount> kCommandNames = {
-    "d", "dump", "g", "i", "iam", "me", "q", "r", "sd", "sg", "si", "sr", "who", "t", "ra"};
+    "d", "dump", "g", "i", "iam", "me", "q", "r", "sd", "sg", "si", "sr", "who", "t", "ra", "w",
+    "sw"};
+
+constexpr std::uint32_t kMaxWaitMs = 2147483647;
+
+// Parses a decimal in [lo, hi] that is the whole of `text`.
+bool parse_number(std::string_view text, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size() && out >= lo && out <= hi;
+}
+
+// Splits "first rest" at the first space (the argument is already normalised).
+std::pair<std::string_view, std::string_view> split_word(std::string_view s) {
+  const std::size_t sp = s.find(' ');
+  if (sp == std::string_view::npos) return {s, {}};
+  return {s.substr(0, sp), s.substr(sp + 1)};
+}
 
 // ASCII whitespace as Go's strings.TrimSpace/Fields see it.
 constexpr bool is_space(char c) {
@@ -89,19 +106,74 @@ Request parse_request(std::string_view line, std::string& scratch) {
   return req;
 }
 
-void Protocol::handle_line(Session& s, std::string_view line, std::string& out) {
+Outcome Protocol::handle_line(Session& s, std::string_view line, std::string& out) {
   std::string scratch;
   const Request req = parse_request(line, scratch);
-  if (req.command.empty() && req.argument.empty()) return;  // blank line
+  if (req.command.empty() && req.argument.empty()) return {};  // blank line
   Command cmd;
   if (!lookup_command(req.command, cmd)) {
     ++stats_.invalid_commands;
     if (events_) events_->invalid(s.id, trim(line));
-    return;
+    return {};
   }
-  ++stats_.commands[static_cast<std::size_t>(cmd)];
-  const std::string_view name = req.argument;
+  if (cmd == Command::w || cmd == Command::sw) {
+    ++stats_.commands[static_cast<std::size_t>(cmd)];
+    return wait(s, cmd, req.argument, out);
+  }
+  answer_now(s, cmd, req.argument, out);
+  return {};
+}
 
+Outcome Protocol::wait(Session& s, Command cmd, std::string_view args, std::string& out) {
+  std::uint64_t limit = 0;
+  if (cmd == Command::sw) {
+    auto [word, rest] = split_word(args);
+    if (!parse_number(word, 1, 0xffffffffu, limit)) {
+      out.append("0 Bad Request: sw needs LIMIT MS NAME with LIMIT a number from 1 to 4294967295\n");
+      return {};
+    }
+    args = rest;
+  }
+  auto [ms_text, name] = split_word(args);
+  std::uint64_t ms = 0;
+  if (!parse_number(ms_text, 0, kMaxWaitMs, ms)) {
+    out.append(cmd == Command::w
+                   ? "0 Bad Request: w needs MS NAME with MS a number from 0 to 2147483647\n"
+                   : "0 Bad Request: sw needs LIMIT MS NAME with MS a number from 0 to 2147483647\n");
+    return {};
+  }
+  const auto got = table_.wait(s.id, s.holdings, name, static_cast<std::uint32_t>(limit), ms > 0);
+  const bool shared = cmd == Command::sw;
+  switch (got.status) {
+    case LockTable::WaitStatus::Granted:
+      if (events_) events_->obtained(s.id, shared ? LockKind::Shared : LockKind::Exclusive, name);
+      if (shared) answer_n(out, got.holders, " Shared Lock Get Success: ", name);
+      else answer(out, "1 Lock Get Success: ", name);
+      return {};
+    case LockTable::WaitStatus::Refused:
+      answer(out, shared ? "0 Shared Lock Get Failure: " : "0 Lock Get Failure: ", name);
+      return {};
+    case LockTable::WaitStatus::Queued:
+      break;
+  }
+  return Outcome{true, static_cast<std::uint32_t>(ms)};
+}
+
+void Protocol::answer_grant(const Grant& g, std::string& out) {
+  if (events_) events_->obtained(g.conn, g.kind, g.name);
+  if (g.kind == LockKind::Shared) answer_n(out, g.holders, " Shared Lock Get Success: ", g.name);
+  else answer(out, "1 Lock Get Success: ", g.name);
+}
+
+void Protocol::expire_wait(Session& s, std::string& out) {
+  table_.cancel_wait(s.holdings, [&](LockKind kind, std::string_view name) {
+    answer(out, kind == LockKind::Shared ? "0 Shared Lock Get Failure: " : "0 Lock Get Failure: ",
+           name);
+  });
+}
+
+void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::string& out) {
+  ++stats_.commands[static_cast<std::size_t>(cmd)];
   switch (cmd) {
     case Command::g: {
       const auto got = table_.acquire(s.id, s.holdings, name);
@@ -179,6 +251,8 @@ void Protocol::handle_line(Session& s, std::string_view line, std::string& out) 
       out.push_back('\n');
       return;
     }
+    case Command::w:
+    case Command::sw:
     case Command::kCount:
       break;
   }

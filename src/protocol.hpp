@@ -17,7 +17,7 @@ enum class Command : std::uint8_t {
   // Part 1, in the order of their q keys.
   d, dump, g, i, iam, me, q, r, sd, sg, si, sr, who,
   // Part 2.
-  t, ra,
+  t, ra, w, sw,
   kCount
 };
 inline constexpr std::size_t kCommandCount = static_cast<std::size_t>(Command::kCount);
@@ -62,6 +62,13 @@ struct Session {
   Holdings holdings;
 };
 
+// What handling a line left behind: usually nothing; a `w`/`sw` that has to
+// wait blocks the connection (its later requests wait behind it) for wait_ms.
+struct Outcome {
+  bool blocked = false;
+  std::uint32_t wait_ms = 0;
+};
+
 class Protocol {
  public:
   Protocol(LockTable& table, Registry& registry, Stats& stats, Features features,
@@ -70,7 +77,11 @@ class Protocol {
         server_(server), events_(events) {}
 
   // Answers one line (without its '\n'), appending the answer to `out`.
-  void handle_line(Session& s, std::string_view line, std::string& out);
+  Outcome handle_line(Session& s, std::string_view line, std::string& out);
+  // The answer for a waiter that has been given its lock (LockTable::grants()).
+  void answer_grant(const Grant& g, std::string& out);
+  // A blocked wait ran out of time: leave the queue, answer the failure.
+  void expire_wait(Session& s, std::string& out);
   // Counts a line that was too long and therefore discarded.
   void overlong_line() { ++stats_.invalid_commands; }
   // The connection is gone: orphan its locks and forget its registration.
@@ -80,6 +91,8 @@ class Protocol {
   const LockTable& table() const { return table_; }
 
  private:
+  void answer_now(Session& s, Command cmd, std::string_view name, std::string& out);
+  Outcome wait(Session& s, Command cmd, std::string_view args, std::string& out);
   void holder_name(ConnId conn, std::string& out) const;
   void dump_lines(LockKind kind, std::string_view only, std::string& out) const;
   void dump_map(LockKind kind, std::string& out) const;

@@ -326,7 +326,7 @@ bool valid_utf8(std::string_view s) {
 
 void encode(std::string& out, Opcode op, std::string_view payload) {
   if (is_control(op) && payload.size() > kMaxControlPayload) {
-    assert(!"control frame payload over 125 bytes");
+    assert(false && "control frame payload over 125 bytes");
     payload = payload.substr(0, kMaxControlPayload);
   }
   out.push_back(static_cast<char>(0x80 | static_cast<std::uint8_t>(op)));

@@ -158,3 +158,67 @@ TEST(LockTable, MatchesAModelUnderRandomOperations) {
   for (auto& [name, c] : model) ASSERT_EQ(t.holder(name), c);
   for (auto& [name, s] : shared_model) ASSERT_EQ(t.shared_holders(name), s.size());
 }
+
+TEST(LockTableWait, ExclusiveWaitersAreServedInOrder) {
+  LockTable t;
+  Holdings a, b, c;
+  EXPECT_EQ(t.wait(1, a, "x", 0, true).status, LockTable::WaitStatus::Granted);
+  EXPECT_EQ(t.wait(2, b, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.wait(3, c, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.waiters(), 2u);
+  EXPECT_TRUE(t.release(1, a, "x"));
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 2u);
+  EXPECT_EQ(t.grants()[0].name, "x");
+  t.grants().clear();
+  EXPECT_EQ(t.holder("x"), 2u);
+  EXPECT_EQ(b.waiter, kNil);
+  // The holder's disconnect hands the lock to the next waiter.
+  t.release_all(b, [](LockKind, std::string_view) {});
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 3u);
+  t.grants().clear();
+  EXPECT_EQ(t.waiters(), 0u);
+}
+
+TEST(LockTableWait, CancelledWaiterLeavesTheQueue) {
+  LockTable t;
+  Holdings a, b, c;
+  t.acquire(1, a, "x");
+  t.wait(2, b, "x", 0, true);
+  t.wait(3, c, "x", 0, true);
+  std::string seen;
+  t.cancel_wait(b, [&](LockKind, std::string_view name) { seen = name; });
+  EXPECT_EQ(seen, "x");
+  t.release(1, a, "x");
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 3u);
+}
+
+TEST(LockTableWait, NoQueueMeansRefusedAndLimitsHold) {
+  LockTable t(1, WaitLimits{1, 10});
+  Holdings a, b, c;
+  t.acquire(1, a, "x");
+  EXPECT_EQ(t.wait(2, b, "x", 0, false).status, LockTable::WaitStatus::Refused);
+  EXPECT_EQ(t.wait(2, b, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.wait(3, c, "x", 0, true).status, LockTable::WaitStatus::Refused);  // per lock
+}
+
+TEST(LockTableWait, SemaphoreAdmitsUpToLimitFifo) {
+  LockTable t;
+  Holdings h[5];
+  EXPECT_EQ(t.wait(0, h[0], "s", 2, true).holders, 1u);
+  EXPECT_EQ(t.wait(1, h[1], "s", 2, true).holders, 2u);
+  EXPECT_EQ(t.wait(2, h[2], "s", 2, true).status, LockTable::WaitStatus::Queued);
+  // A later waiter with a higher limit still queues behind (FIFO).
+  EXPECT_EQ(t.wait(3, h[3], "s", 5, true).status, LockTable::WaitStatus::Queued);
+  // Plain sg ignores limits.
+  EXPECT_EQ(t.acquire_shared(4, h[4], "s").holders, 3u);
+  t.release_shared(0, h[0], "s");
+  EXPECT_TRUE(t.grants().empty());  // 2 holders, limit 2: still full
+  t.release_shared(1, h[1], "s");
+  ASSERT_EQ(t.grants().size(), 2u);  // 2 fits (1 < 2), then 3 fits (2 < 5)
+  EXPECT_EQ(t.grants()[0].conn, 2u);
+  EXPECT_EQ(t.grants()[1].conn, 3u);
+  EXPECT_EQ(t.grants()[1].holders, 3u);
+}

@@ -192,3 +192,30 @@ TEST_F(ProtocolTest, TokensAndReleaseAll) {
   // The q key set never grows with Part 2 commands.
   EXPECT_EQ(ask(0, "q").find("command_t"), std::string::npos);
 }
+
+TEST_F(ProtocolTest, WaitAnswersAndBadRequests) {
+  EXPECT_EQ(ask(0, "w 100 x"), "1 Lock Get Success: x\n");
+  EXPECT_EQ(ask(1, "w 0 x"), "0 Lock Get Failure: x\n");
+  EXPECT_EQ(ask(1, "w x"), "0 Bad Request: w needs MS NAME with MS a number from 0 to 2147483647\n");
+  EXPECT_EQ(ask(1, "w 2147483648 x").substr(0, 15), "0 Bad Request: ");
+  EXPECT_EQ(ask(1, "w -1 x").substr(0, 15), "0 Bad Request: ");
+  EXPECT_EQ(ask(1, "sw 0 10 s").substr(0, 15), "0 Bad Request: ");
+  EXPECT_EQ(ask(1, "sw 2").substr(0, 15), "0 Bad Request: ");
+  std::string out;
+  const Outcome o = proto->handle_line(s[1], "w 500 x", out);
+  EXPECT_TRUE(o.blocked);
+  EXPECT_EQ(o.wait_ms, 500u);
+  EXPECT_EQ(out, "");
+  ask(0, "r x");
+  ASSERT_EQ(table.grants().size(), 1u);
+  std::string granted;
+  proto->answer_grant(table.grants()[0], granted);
+  table.grants().clear();
+  EXPECT_EQ(granted, "1 Lock Get Success: x\n");
+  EXPECT_TRUE(proto->handle_line(s[2], "sw 1 500 x", out).blocked == false);
+  EXPECT_TRUE(proto->handle_line(s[0], "sw 1 500 x", out).blocked);
+  std::string expired;
+  proto->expire_wait(s[0], expired);
+  EXPECT_EQ(expired, "0 Shared Lock Get Failure: x\n");
+  EXPECT_EQ(table.waiters(), 0u);
+}

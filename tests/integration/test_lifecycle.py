@@ -1,0 +1,467 @@
+# Process lifecycle: unix socket handling, signals, pidfile, port in use,
+# command line parsing (Go-style flags, bad values, --version, --help),
+# listening sockets and --verbose logging.
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (TIMEOUT, Daemon, DaemonTestCase, DISABLED, OK, free_port,  # noqa: E402
+                     g_ok, i_no, i_yes, sg_ok)
+
+
+def listening_tcp(pid):
+    """(ip, port) of every listening TCP socket the process has open."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes.add(m.group(1))
+    out = []
+    for fname, v6 in (("tcp", False), ("tcp6", True)):
+        try:
+            with open("/proc/%d/net/%s" % (pid, fname)) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            cols = row.split()
+            local, st, inode = cols[1], cols[3], cols[9]
+            if st != "0A" or inode not in inodes:
+                continue
+            hexip, hexport = local.split(":")
+            port = int(hexport, 16)
+            raw = bytes.fromhex(hexip)
+            if v6:
+                # /proc prints four host-order 32-bit words
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                ip = socket.inet_ntop(socket.AF_INET6, raw)
+            else:
+                ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            out.append((ip, port))
+    return sorted(out)
+
+
+def make_stale_socket(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.close()   # the file stays, nothing listens
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
+def dead_pid():
+    p = subprocess.Popen(["/bin/true"])
+    p.wait()
+    return p.pid
+
+
+class UnixSocket(DaemonTestCase):
+
+    def test_works_with_default_mode_0666(self):
+        d = self.daemon(unix=True)
+        self.assertEqual(stat.S_IMODE(os.stat(d.unix_path).st_mode), 0o666)
+        u = self.client(d, "unix")
+        t = self.client(d)
+        self.assertEqual(u.req("g ux"), g_ok("ux"))
+        self.assertEqual(t.req("i ux"), i_yes("ux"))
+        self.assertEqual(u.req("me"), b"1 unix:1 unix:1\n")
+
+    def test_unix_mode_applied(self):
+        for mode in ("0600", "0660", "0644"):
+            with self.subTest(mode=mode):
+                path = os.path.join(self.tmp, "m%s.sock" % mode)
+                d = self.daemon(unix=True, unix_path=path, args=["--unix-mode", mode],
+                                name="m" + mode)
+                self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), int(mode, 8))
+                u = self.client(d, "unix")
+                self.assertEqual(u.req("g m"), g_ok("m"))
+                d.stop()
+                self.assertFalse(os.path.exists(path))
+
+    def test_unix_mode_despite_umask(self):
+        d = self.daemon(unix=True, umask=0o077)
+        self.assertEqual(stat.S_IMODE(os.stat(d.unix_path).st_mode), 0o666)
+        self.serving(d, "unix")
+        d2 = self.daemon(unix=True, umask=0o077, args=["--unix-mode", "0660"], name="m660")
+        self.assertEqual(stat.S_IMODE(os.stat(d2.unix_path).st_mode), 0o660)
+        self.serving(d2, "unix")
+
+    def test_unix_only_no_tcp(self):
+        d = self.daemon(tcp=False, unix=True)
+        self.assertEqual(listening_tcp(d.proc.pid), [])
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("g only"), g_ok("only"))
+        u2 = self.client(d, "unix")
+        self.assertEqual(u2.req("g only"), b"0 Lock Get Failure: only\n")
+
+    def test_stale_socket_file_replaced(self):
+        path = os.path.join(self.tmp, "stale.sock")
+        make_stale_socket(path)
+        d = self.daemon(unix=True, unix_path=path)
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("me"), b"1 unix:1 unix:1\n")
+        self.assertEqual(u.req("g st"), g_ok("st"))
+
+    def test_stale_socket_file_replaced_unix_only(self):
+        path = os.path.join(self.tmp, "stale.sock")
+        make_stale_socket(path)
+        d = self.daemon(tcp=False, unix=True, unix_path=path)
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("g st"), g_ok("st"))
+
+    def test_live_socket_refused(self):
+        path = os.path.join(self.tmp, "live.sock")
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(live.close)
+        live.bind(path)
+        live.listen(8)
+        d = Daemon(self.tmp, unix=True, unix_path=path, name="second")
+        d.port = free_port()
+        d.spawn()
+        rc = d.wait_exit()
+        err = d.stderr()
+        self.assertNotEqual(rc, 0, "started although a live socket is at %s" % path)
+        self.assertTrue(err.strip(), "no message on stderr")
+        self.assertTrue(path in err or "unix" in err.lower() or "socket" in err.lower(), err)
+        self.assertNotIn("AddressSanitizer", err)
+
+    def test_live_socket_left_alone(self):
+        # The refused daemon must not unlink the live instance's socket.
+        path = os.path.join(self.tmp, "live.sock")
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(live.close)
+        live.bind(path)
+        live.listen(8)
+        d = Daemon(self.tmp, unix=True, unix_path=path, name="second")
+        d.port = free_port()
+        d.spawn()
+        d.wait_exit()
+        self.assertTrue(os.path.exists(path), "the live socket file was removed")
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(TIMEOUT)
+        self.addCleanup(c.close)
+        c.connect(path)
+
+    def test_live_glockd_refused(self):
+        first = self.daemon(unix=True)
+        second = Daemon(self.tmp, unix=True, unix_path=first.unix_path, name="second")
+        second.port = free_port()
+        second.spawn()
+        rc = second.wait_exit()
+        self.assertNotEqual(rc, 0, second.stderr())
+        self.assertTrue(second.stderr().strip())
+        u = self.client(first, "unix")
+        self.assertEqual(u.req("g still-first"), g_ok("still-first"))
+
+    def test_path_cannot_be_created(self):
+        path = os.path.join(self.tmp, "no", "such", "dir", "x.sock")
+        d = Daemon(self.tmp, unix=True, unix_path=path, name="bad")
+        d.port = free_port()
+        d.spawn()
+        rc = d.wait_exit()
+        self.assertNotEqual(rc, 0)
+        self.assertTrue(d.stderr().strip(), "no message on stderr")
+
+    def test_sigterm_removes_socket_and_pidfile(self):
+        d = self.daemon(unix=True, pidfile=True)
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("g x"), g_ok("x"))
+        self.assertTrue(os.path.exists(d.unix_path))
+        self.wait_pidfile(d)
+        d.stop(signal.SIGTERM)
+        self.assertFalse(os.path.exists(d.unix_path), "unix socket file left behind")
+        self.assertFalse(os.path.exists(d.pidfile), "pidfile left behind")
+
+    def test_sigint_removes_socket_and_pidfile(self):
+        d = self.daemon(unix=True, pidfile=True)
+        self.wait_pidfile(d)
+        self.serving(d, "unix")
+        d.stop(signal.SIGINT)
+        self.assertFalse(os.path.exists(d.unix_path), "unix socket file left behind")
+        self.assertFalse(os.path.exists(d.pidfile), "pidfile left behind")
+
+
+class Signals(DaemonTestCase):
+
+    def _with_clients(self, sig):
+        d = self.daemon(unix=True)
+        t1, t2, u = self.client(d), self.client(d), self.client(d, "unix")
+        self.assertEqual(t1.req("g held"), g_ok("held"))
+        self.assertEqual(u.req("sg shared"), sg_ok(1, "shared"))
+        self.assertEqual(t2.req("i held"), i_yes("held"))
+        d.stop(sig)     # asserts exit code 0 and no sanitizer report
+        for c in (t1, t2, u):
+            self.assertEqual(c.expect_eof(), b"")
+        self.assertFalse(os.path.exists(d.unix_path))
+
+    def test_sigterm_with_clients(self):
+        self._with_clients(signal.SIGTERM)
+
+    def test_sigint_with_clients(self):
+        self._with_clients(signal.SIGINT)
+
+    def test_sigterm_with_client_not_reading(self):
+        d = self.daemon()
+        hog, t = self.client(d), self.client(d)
+        self.assertEqual(hog.req("g hog"), g_ok("hog"))
+        hog.sock.setblocking(False)
+        total = 0
+        try:
+            while total < (64 << 20):
+                total += hog.sock.send(b"i hog\n" * 4096)
+        except BlockingIOError:
+            pass
+        self.assertEqual(t.req("i hog"), i_yes("hog"))
+        d.stop(signal.SIGTERM)   # must not wait for the hog to read
+        self.assertEqual(t.expect_eof(), b"")
+
+    def test_sigterm_idle(self):
+        d = self.daemon()
+        self.serving(d)
+        d.stop(signal.SIGTERM)
+
+    def test_signal_as_soon_as_it_accepts(self):
+        # Once the daemon accepts connections (and has written its pidfile),
+        # SIGTERM/SIGINT must already mean a graceful shutdown: exit 0 and
+        # no socket file or pidfile left behind. Repeated to catch a window
+        # between opening the listeners and installing signal handling.
+        failures = []
+        for k in range(20):
+            sig = signal.SIGTERM if k % 2 == 0 else signal.SIGINT
+            d = Daemon(self.tmp, unix=True, pidfile=True, name="fast%d" % k)
+            self.addCleanup(d.kill)
+            d.start()
+            d.proc.send_signal(sig)
+            rc = d.wait_exit()
+            if rc != 0:
+                failures.append("start %d: %s -> exit %d, socket file left: %s, pidfile left: %s"
+                                % (k, signal.Signals(sig).name, rc,
+                                   os.path.exists(d.unix_path), os.path.exists(d.pidfile)))
+        self.assertEqual(failures, [], "\n".join(failures))
+
+
+class Pidfile(DaemonTestCase):
+
+    def test_contains_pid(self):
+        d = self.daemon(pidfile=True)
+        text = self.wait_pidfile(d)
+        self.assertRegex(text, r"^\d+\n?$")
+        self.serving(d)
+
+    def test_second_instance_same_pidfile(self):
+        first = self.daemon(pidfile=True)
+        self.wait_pidfile(first)
+        second = Daemon(self.tmp, pidfile=first.pidfile, name="second")
+        second.port = free_port()
+        second.spawn()
+        rc = second.wait_exit()
+        err = second.stderr()
+        self.assertNotEqual(rc, 0, "second instance started on a held pidfile")
+        self.assertTrue("pid" in err.lower() or first.pidfile in err,
+                        "message does not mention the pidfile: %r" % err)
+        # The first instance and its pidfile are untouched.
+        with open(first.pidfile) as f:
+            self.assertEqual(f.read().strip(), str(first.proc.pid))
+        c = self.client(first)
+        self.assertEqual(c.req("g p"), g_ok("p"))
+
+    def test_stale_pidfile_taken_over(self):
+        path = os.path.join(self.tmp, "stale.pid")
+        with open(path, "w") as f:
+            f.write("%d\n" % dead_pid())
+        d = self.daemon(pidfile=path)
+        self.wait_pidfile(d)
+        self.serving(d)
+        d.stop()
+        self.assertFalse(os.path.exists(path))
+
+
+class PortInUse(DaemonTestCase):
+
+    def check_refused(self, port):
+        d = Daemon(self.tmp, port=port, name="second")
+        d.port = port
+        d.spawn()
+        rc = d.wait_exit()
+        err = d.stderr()
+        self.assertNotEqual(rc, 0, "second daemon started on port %d" % port)
+        low = err.lower()
+        self.assertTrue("in use" in low or str(port) in err or "address" in low,
+                        "message does not name the problem: %r" % err)
+
+    def test_second_daemon_same_port(self):
+        first = self.daemon()
+        self.check_refused(first.port)
+        c = self.client(first)
+        self.assertEqual(c.req("g ok"), g_ok("ok"))
+
+    def test_port_held_by_other_listener(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        self.check_refused(s.getsockname()[1])
+
+
+class Listeners(DaemonTestCase):
+
+    def test_bind_and_ws_disabled(self):
+        d = self.daemon()
+        self.assertEqual(listening_tcp(d.proc.pid), [("127.0.0.1", d.port)])
+        self.serving(d)
+
+    def test_bind_repeatable(self):
+        d = self.daemon(ipv6=True)
+        self.assertEqual(listening_tcp(d.proc.pid), sorted([("127.0.0.1", d.port), ("::1", d.port)]))
+        c = self.client(d, "tcp6")
+        self.assertEqual(c.req("g six"), g_ok("six"))
+
+
+class CommandLine(DaemonTestCase):
+
+    def test_go_style_equals(self):
+        d = self.daemon(argv=lambda d: ["-port=%d" % d.port, "-ws=0", "-bind=127.0.0.1",
+                                        "-dump=false", "-verbose=true"])
+        c = self.client(d)
+        self.assertEqual(c.req("d"), DISABLED)
+        self.assertEqual(c.req("dump"), DISABLED)
+        self.wait_log(d, "%s connected" % c.addr())
+
+    def test_go_style_separate_values(self):
+        sock = os.path.join(self.tmp, "go.sock")
+        pid = os.path.join(self.tmp, "go.pid")
+        d = self.daemon(unix=True, unix_path=sock, pidfile=pid,
+                        argv=lambda d: ["-port", str(d.port), "-ws", "0", "-bind", "127.0.0.1",
+                                        "-registry=false", "-unix", sock, "-unix-mode", "0600",
+                                        "-pidfile", pid, "-max-line", "100"])
+        c = self.client(d)
+        self.assertEqual(c.req("iam x"), DISABLED)
+        self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o600)
+        self.wait_pidfile(d)
+        c.assert_silent(b"g " + b"x" * 150 + b"\n")
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("g go"), g_ok("go"))
+
+    def test_double_dash_forms(self):
+        d = self.daemon(argv=lambda d: ["--port=%d" % d.port, "--ws=0", "--bind=127.0.0.1",
+                                        "--dump=false", "--registry=true", "--verbose=false",
+                                        "--max-line=100"])
+        c = self.client(d)
+        self.assertEqual(c.req("sd"), DISABLED)
+        self.assertEqual(c.req("iam me"), OK)
+        c.assert_silent(b"g " + b"y" * 150 + b"\n")
+        self.assertEqual(c.req("g " + "y" * 90), g_ok("y" * 90))
+
+    def test_go_style_verbose_true(self):
+        d = self.daemon(argv=lambda d: ["-port", str(d.port), "-ws", "0", "-bind", "127.0.0.1",
+                                        "-verbose=true"])
+        c = self.client(d)
+        self.assertEqual(c.req("g v"), g_ok("v"))
+        self.wait_log(d, "%s obtained lock for v" % c.addr())
+
+    def test_other_limits_accepted(self):
+        d = self.daemon(args=["--max-connections", "100", "--keepalive", "30",
+                              "--dump=true", "--registry=true"])
+        c = self.client(d)
+        self.assertEqual(c.req("g lim"), g_ok("lim"))
+        d2 = self.daemon(args=["--keepalive", "0"], name="ka0")
+        c2 = self.client(d2)
+        self.assertEqual(c2.req("i lim"), i_no("lim"))
+
+    def test_bad_values(self):
+        port = free_port()
+        base = ["--ws", "0", "--bind", "127.0.0.1"]
+        cases = [
+            ("port", ["--port", "70000"] + base),
+            ("port", ["--port", "abc"] + base),
+            ("port", ["--port", "-1"] + base),
+            ("port", ["-port=99999"] + base),
+            ("max-line", ["--port", str(port), "--max-line", "0"] + base),
+            ("max-line", ["--port", str(port), "--max-line", "abc"] + base),
+            ("no-such-flag", ["--port", str(port), "--no-such-flag"] + base),
+            ("bogus", ["--port", str(port), "-bogus=1"] + base),
+            ("dump", ["--port", str(port), "--dump=maybe"] + base),
+            ("999.1.1.1", ["--port", str(port), "--ws", "0", "--bind", "999.1.1.1"]),
+            ("pid", ["--port", str(port), "--pidfile",
+                     os.path.join(self.tmp, "no", "such", "dir", "x.pid")] + base),
+            ("unix-mode", ["--port", str(port), "--unix", os.path.join(self.tmp, "b.sock"),
+                           "--unix-mode", "0999"] + base),
+        ]
+        results = self.run_bad([argv for _, argv in cases])
+        problems = []
+        for (flag, argv), (rc, out, err) in zip(cases, results):
+            if rc is None:
+                problems.append("%r: still running (started despite a bad value)" % argv)
+            elif rc == 0:
+                problems.append("%r: exit code 0" % argv)
+            elif not err.strip():
+                problems.append("%r: exit %d with nothing on stderr" % (argv, rc))
+            elif flag not in err.lower():
+                problems.append("%r: message does not name %r: %r" % (argv, flag, err.strip()[:300]))
+        self.assertEqual(problems, [], "\n".join(problems))
+
+    def test_version(self):
+        for flag in ("--version", "-version"):
+            with self.subTest(flag=flag):
+                (rc, out, err), = self.run_bad([[flag, "--port", "0", "--ws", "0"]])
+                self.assertEqual(rc, 0, "%s: rc %r, stderr %r" % (flag, rc, err))
+                self.assertRegex(out + err, r"\d+\.\d+")
+
+    def test_help(self):
+        (rc, out, err), = self.run_bad([["--help", "--port", "0", "--ws", "0"]])
+        self.assertEqual(rc, 0, "rc %r, stderr %r" % (rc, err))
+        self.assertIn("port", (out + err).lower())
+
+
+class Verbose(DaemonTestCase):
+
+    def test_per_connection_lines(self):
+        d = self.daemon(unix=True, args=["--verbose=true"])
+        mon = self.client(d)
+        a = self.client(d)
+        A = a.addr()
+        self.assertEqual(a.req("g foo"), g_ok("foo"))
+        self.assertEqual(a.req("r foo"), b"1 Lock Release Success: foo\n")
+        self.assertEqual(a.req("g bar"), g_ok("bar"))
+        self.assertEqual(a.req("sg baz"), sg_ok(1, "baz"))
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("g ufoo"), g_ok("ufoo"))
+        a.close()
+        u.reset()
+        self.settle(mon, orphans=2, shared_orphans=1)
+        for text in ("%s connected" % A, "%s obtained lock for foo" % A,
+                     "%s released lock for foo" % A, "%s orphaned lock bar" % A,
+                     "%s orphaned shared lock baz" % A, "%s disconnected" % A,
+                     "unix:1 connected", "unix:1 obtained lock for ufoo",
+                     "unix:1 orphaned lock ufoo", "unix:1 disconnected"):
+            self.wait_log(d, text)
+        d.stop()
+
+    def test_quiet_by_default(self):
+        d = self.daemon()
+        mon = self.client(d)
+        a = self.client(d)
+        A = a.addr()
+        self.assertEqual(a.req("g foo"), g_ok("foo"))
+        a.close()
+        self.settle(mon, orphans=1)
+        d.stop()
+        err = d.stderr()
+        for text in ("%s connected" % A, "obtained lock for foo", "orphaned lock foo",
+                     "%s disconnected" % A):
+            self.assertNotIn(text, err)
+
+
+if __name__ == "__main__":
+    unittest.main()
