@@ -18,7 +18,9 @@ namespace glockd {
 enum class ConnState : std::uint8_t {
   Free,     // the slot holds no connection
   Open,     // reading requests, sending answers
-  Closing,  // locks released; waits for in-flight operations, then close()
+  Closing,  // locks released (or kept, see keep_detached); waits for
+            // in-flight operations, then close()
+  Detached, // socket closed, locks kept for the session's grace period
 };
 
 
@@ -36,7 +38,8 @@ struct Connection {
   bool queued_for_flush = false;
   bool flush_on_close = false;  // Closing: send what is left, then close
   bool blocked = false;         // a w/sw waits: later requests wait behind it
-  std::int64_t deadline_ns = 0; // when the blocked wait times out
+  bool keep_detached = false;   // dropped with `grace`: keep the slot and locks
+  std::int64_t deadline_ns = 0; // when the blocked wait or the grace ends
   Session session;
   LineReader reader;
   std::string out;      // answers produced since the last send was issued

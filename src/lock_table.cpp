@@ -208,6 +208,33 @@ void LockTable::grant_waiters(std::uint32_t e) {
   }
 }
 
+void LockTable::transfer(Holdings& from, ConnId to_conn, Holdings& to) {
+  while (from.head != kNil) {
+    const std::uint32_t k = from.head;
+    const std::uint32_t e = holds_[k].entry;
+    if (entries_[e].kind == LockKind::Shared && find_hold(to_conn, to, e) != kNil) {
+      drop_hold(from, k);
+      continue;
+    }
+    // Unlink from `from`, relink at the head of `to`; the entry's holder
+    // list keeps its place (and order) with the new owner.
+    from.head = holds_[k].conn_next;
+    if (from.head != kNil) holds_[from.head].conn_prev = kNil;
+    holds_[k].conn = to_conn;
+    holds_[k].conn_prev = kNil;
+    holds_[k].conn_next = to.head;
+    if (to.head != kNil) holds_[to.head].conn_prev = k;
+    to.head = k;
+    if (entries_[e].kind == LockKind::Exclusive) {
+      --from.exclusive;
+      ++to.exclusive;
+    } else {
+      --from.shared;
+      ++to.shared;
+    }
+  }
+}
+
 LockTable::Waited LockTable::wait(ConnId conn, Holdings& h, std::string_view name,
                                   std::uint32_t limit, bool queue) {
   const LockKind kind = limit == 0 ? LockKind::Exclusive : LockKind::Shared;

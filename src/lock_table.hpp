@@ -87,6 +87,10 @@ class LockTable {
     if (entries_[e].holders == 0 && entries_[e].waiter_head == kNil) destroy(e);
     else grant_waiters(e);  // a semaphore waiter behind it may fit now
   }
+  // Moves every hold of `from` to `to` (a resumed session). A shared lock
+  // both already hold is kept once.
+  void transfer(Holdings& from, ConnId to_conn, Holdings& to);
+
   // Waiters given their lock since the last call; the caller answers them.
   std::vector<Grant>& grants() { return grants_; }
   std::size_t waiters() const { return waiting_; }

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -429,6 +430,43 @@ std::size_t Loop::connections_now() {
 
 std::string_view Loop::addr(ConnId conn) const { return conns_.at(conn).addr; }
 
+std::string Loop::new_token() {
+  unsigned char raw[16];
+  std::size_t got = 0;
+  while (got < sizeof raw) {
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : raw) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  return token;
+}
+
+Session* Loop::detached(ConnId conn) {
+  if (conn >= conns_.slots()) return nullptr;
+  Connection& c = conns_.at(conn);
+  return c.keep_detached ? &c.session : nullptr;
+}
+
+void Loop::forget_detached(ConnId conn) {
+  Connection& c = conns_.at(conn);
+  timers_.erase({c.deadline_ns, conn});
+  c.keep_detached = false;
+  if (c.state == ConnState::Detached) conns_.free(c);
+  // Still Closing: maybe_close() frees the slot once the socket is closed.
+}
+
+void Loop::expire_detached(Connection& c) {
+  protocol_->expire_detached(c.session);
+  if (!table_.grants().empty()) answer_grants();
+  c.keep_detached = false;
+  if (c.state == ConnState::Detached) conns_.free(c);
+}
+
 void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) c.recv_armed = false;
   if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
@@ -541,6 +579,11 @@ void Loop::expire_waits() {
   const std::int64_t now = now_ns();
   while (!timers_.empty() && timers_.begin()->first <= now) {
     Connection& c = conns_.at(timers_.begin()->second);
+    if (c.keep_detached) {  // a dropped connection's grace period ended
+      timers_.erase(timers_.begin());
+      expire_detached(c);
+      continue;
+    }
     protocol_->expire_wait(c.session, c.out);
     if (!table_.grants().empty()) answer_grants();  // a semaphore waiter behind it
     unblock(c);
@@ -615,6 +658,10 @@ void Loop::begin_shutdown() {
   for (std::size_t i = 0; i < conns_.slots(); ++i) {
     Connection& c = conns_.at(static_cast<ConnId>(i));
     if (c.state == ConnState::Open) terminate(c, "server shutting down");
+    if (c.keep_detached) {  // shutting down: nobody can resume now
+      timers_.erase({c.deadline_ns, c.session.id});
+      expire_detached(c);
+    }
     if (c.state == ConnState::Closing) {
       c.flush_on_close = false;
       maybe_close(c);
@@ -647,7 +694,16 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
     timers_.erase({c.deadline_ns, c.session.id});
     c.blocked = false;
   }
-  protocol_->disconnect(c.session);
+  if (protocol_->disconnect(c.session)) {
+    // Dropped with `grace`: its locks wait for a `resume` until the deadline.
+    c.keep_detached = true;
+    c.deadline_ns = now_ns() + static_cast<std::int64_t>(c.session.grace_ms) * 1'000'000;
+    timers_.emplace(c.deadline_ns, c.session.id);
+    if (stopping_) {
+      timers_.erase({c.deadline_ns, c.session.id});
+      expire_detached(c);
+    }
+  }
   if (!table_.grants().empty()) answer_grants();
   if (config_.verbose) spdlog::debug("{} disconnected ({})", c.addr, why);
   if (c.recv_armed && !c.cancel_inflight) {
@@ -665,7 +721,8 @@ void Loop::maybe_close(Connection& c) {
   io_uring_prep_close(s, c.fd);
   io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
   c.fd = -1;
-  conns_.free(c);
+  if (c.keep_detached) c.state = ConnState::Detached;
+  else conns_.free(c);
 }
 
 void Loop::return_buffer(std::uint16_t bid) {

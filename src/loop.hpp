@@ -44,6 +44,9 @@ class Loop final : public ServerView {
   // ServerView
   std::string_view addr(ConnId conn) const override;
   std::size_t connections_now() override;
+  std::string new_token() override;
+  Session* detached(ConnId conn) override;
+  void forget_detached(ConnId conn) override;
 
   // Called once the loop is serving (readiness notification).
   void on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
@@ -73,6 +76,7 @@ class Loop final : public ServerView {
   void block(Connection& c, std::uint32_t wait_ms);
   void unblock(Connection& c);
   void answer_grants();
+  void expire_detached(Connection& c);
   void expire_waits();
   void resume_pipelines();
   void maybe_resume_reading(Connection& c);

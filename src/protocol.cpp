@@ -12,7 +12,9 @@ namespace {
 
 constexpr std::array<std::string_view, kCommandCount> kCommandNames = {
     "d", "dump", "g", "i", "iam", "me", "q", "r", "sd", "sg", "si", "sr", "who", "t", "ra", "w",
-    "sw"};
+    "sw", "grace", "session", "resume"};
+
+constexpr std::uint64_t kMaxGraceMs = 600000;
 
 constexpr std::uint32_t kMaxWaitMs = 2147483647;
 
@@ -251,6 +253,32 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
       out.push_back('\n');
       return;
     }
+    case Command::grace: {
+      std::uint64_t ms = 0;
+      if (!parse_number(name, 0, kMaxGraceMs, ms)) {
+        out.append("0 Bad Request: grace needs MS, a number from 0 to 600000\n");
+        return;
+      }
+      s.grace_ms = static_cast<std::uint32_t>(ms);
+      out.append("1 Grace Set: ");
+      append_number(out, ms);
+      out.push_back('\n');
+      return;
+    }
+    case Command::session: {
+      auto it = conn_token_.find(s.id);
+      if (it == conn_token_.end()) {
+        std::string token = server_.new_token();
+        token_conn_.emplace(token, s.id);
+        it = conn_token_.emplace(s.id, std::move(token)).first;
+      }
+      out.append("1 Session: ");
+      out.append(it->second);
+      out.push_back('\n');
+      return;
+    }
+    case Command::resume:
+      return resume(s, name, out);
     case Command::w:
     case Command::sw:
     case Command::kCount:
@@ -258,13 +286,57 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
   }
 }
 
-void Protocol::disconnect(Session& s) {
+void Protocol::orphan_all(Session& s) {
   table_.release_all(s.holdings, [&](LockKind kind, std::string_view name) {
     if (kind == LockKind::Exclusive) ++stats_.orphans;
     else ++stats_.shared_orphans;
     if (events_) events_->orphaned(s.id, kind, name);
   });
+  if (auto it = conn_token_.find(s.id); it != conn_token_.end()) {
+    token_conn_.erase(it->second);
+    conn_token_.erase(it);
+  }
+}
+
+bool Protocol::disconnect(Session& s) {
   registry_.drop(s.id);
+  table_.cancel_wait(s.holdings, [](LockKind, std::string_view) {});
+  if (s.grace_ms > 0 && s.holdings.total() > 0) return true;
+  orphan_all(s);
+  return false;
+}
+
+void Protocol::expire_detached(Session& s) { orphan_all(s); }
+
+void Protocol::resume(Session& s, std::string_view token, std::string& out) {
+  auto it = token_conn_.find(std::string(token));
+  Session* old = it == token_conn_.end() || it->second == s.id ? nullptr
+                                                               : server_.detached(it->second);
+  if (old == nullptr) {
+    out.append("0 Resume Failure\n");
+    return;
+  }
+  const std::uint32_t ex = old->holdings.exclusive;
+  const std::uint32_t sh = old->holdings.shared;
+  table_.transfer(old->holdings, s.id, s.holdings);
+  // The token now names this connection's locks, and so does the grace.
+  const ConnId from = old->id;
+  std::string moved = std::move(conn_token_[from]);
+  conn_token_.erase(from);
+  token_conn_[moved] = s.id;
+  if (auto mine = conn_token_.find(s.id); mine != conn_token_.end()) {
+    token_conn_.erase(mine->second);
+    mine->second = std::move(moved);
+  } else {
+    conn_token_.emplace(s.id, std::move(moved));
+  }
+  s.grace_ms = std::max(s.grace_ms, old->grace_ms);
+  server_.forget_detached(from);
+  out.append("1 Resume Success: ");
+  append_number(out, ex);
+  out.push_back(' ');
+  append_number(out, sh);
+  out.push_back('\n');
 }
 
 void Protocol::holder_name(ConnId conn, std::string& out) const {

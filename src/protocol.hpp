@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "lock_table.hpp"
 #include "registry.hpp"
@@ -17,7 +18,7 @@ enum class Command : std::uint8_t {
   // Part 1, in the order of their q keys.
   d, dump, g, i, iam, me, q, r, sd, sg, si, sr, who,
   // Part 2.
-  t, ra, w, sw,
+  t, ra, w, sw, grace, session, resume,
   kCount
 };
 inline constexpr std::size_t kCommandCount = static_cast<std::size_t>(Command::kCount);
@@ -35,6 +36,13 @@ struct Features {
   bool registry = true;
 };
 
+// Protocol state of one connection.
+struct Session {
+  ConnId id = kNil;
+  std::uint32_t grace_ms = 0;  // keep locks this long after a drop (`grace`)
+  Holdings holdings;
+};
+
 // What the protocol needs to know about the server around it.
 class ServerView {
  public:
@@ -43,6 +51,12 @@ class ServerView {
   virtual std::string_view addr(ConnId conn) const = 0;
   // Connections open now, after taking every pending accept.
   virtual std::size_t connections_now() = 0;
+  // An unguessable session token (random, from the kernel).
+  virtual std::string new_token() = 0;
+  // The session of a dropped connection kept for its grace period, or null.
+  virtual Session* detached(ConnId conn) = 0;
+  // A detached session has been taken over: free what is left of it.
+  virtual void forget_detached(ConnId conn) = 0;
 };
 
 // Per-connection events, as the original glockd prints them under -verbose.
@@ -56,11 +70,6 @@ class Events {
   virtual void invalid(ConnId conn, std::string_view line) = 0;
 };
 
-// Protocol state of one connection.
-struct Session {
-  ConnId id = kNil;
-  Holdings holdings;
-};
 
 // What handling a line left behind: usually nothing; a `w`/`sw` that has to
 // wait blocks the connection (its later requests wait behind it) for wait_ms.
@@ -85,13 +94,19 @@ class Protocol {
   // Counts a line that was too long and therefore discarded.
   void overlong_line() { ++stats_.invalid_commands; }
   // The connection is gone: orphan its locks and forget its registration.
-  void disconnect(Session& s);
+  // Returns true when its locks are kept instead, for its grace period
+  // (then the caller calls expire_detached() when that ends).
+  bool disconnect(Session& s);
+  // The grace period of a dropped connection ended without a resume.
+  void expire_detached(Session& s);
 
   const Stats& stats() const { return stats_; }
   const LockTable& table() const { return table_; }
 
  private:
   void answer_now(Session& s, Command cmd, std::string_view name, std::string& out);
+  void resume(Session& s, std::string_view token, std::string& out);
+  void orphan_all(Session& s);
   Outcome wait(Session& s, Command cmd, std::string_view args, std::string& out);
   void holder_name(ConnId conn, std::string& out) const;
   void dump_lines(LockKind kind, std::string_view only, std::string& out) const;
@@ -105,6 +120,9 @@ class Protocol {
   Features features_;
   ServerView& server_;
   Events* events_;
+  // Session tokens handed out by `session`, both ways.
+  std::unordered_map<std::string, ConnId> token_conn_;
+  std::unordered_map<ConnId, std::string> conn_token_;
 };
 
 // Splits a trimmed request into command and normalised argument (runs of

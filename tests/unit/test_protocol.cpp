@@ -17,6 +17,14 @@ class Addresses final : public ServerView {
   std::size_t open = 0;
   std::string_view addr(ConnId c) const override { return addrs.at(c); }
   std::size_t connections_now() override { return open; }
+  std::string new_token() override { return "token" + std::to_string(++tokens); }
+  Session* detached(ConnId c) override {
+    auto it = dropped.find(c);
+    return it == dropped.end() ? nullptr : it->second;
+  }
+  void forget_detached(ConnId c) override { dropped.erase(c); }
+  std::map<ConnId, Session*> dropped;  // sessions the test "dropped" with grace
+  int tokens = 0;
 };
 
 class ProtocolTest : public ::testing::Test {
@@ -218,4 +226,41 @@ TEST_F(ProtocolTest, WaitAnswersAndBadRequests) {
   proto->expire_wait(s[0], expired);
   EXPECT_EQ(expired, "0 Shared Lock Get Failure: x\n");
   EXPECT_EQ(table.waiters(), 0u);
+}
+
+TEST_F(ProtocolTest, GraceSessionResume) {
+  EXPECT_EQ(ask(0, "grace 5000"), "1 Grace Set: 5000\n");
+  EXPECT_EQ(ask(0, "grace 600001").substr(0, 15), "0 Bad Request: ");
+  EXPECT_EQ(ask(0, "grace x").substr(0, 15), "0 Bad Request: ");
+  EXPECT_EQ(ask(0, "session"), "1 Session: token1\n");
+  EXPECT_EQ(ask(0, "session"), "1 Session: token1\n");  // one token per connection
+  ask(0, "g a");
+  ask(0, "sg s");
+  ask(1, "sg s");
+  EXPECT_EQ(ask(1, "resume token1"), "0 Resume Failure\n");  // not dropped yet
+  EXPECT_TRUE(proto->disconnect(s[0]));  // kept for its grace
+  server.dropped[0] = &s[0];
+  EXPECT_EQ(ask(2, "i a"), "1 Lock Is Locked: a\n");
+  EXPECT_EQ(ask(1, "resume nope"), "0 Resume Failure\n");
+  // Conn 1 already holds s: it is kept once.
+  EXPECT_EQ(ask(1, "resume token1"), "1 Resume Success: 1 1\n");
+  EXPECT_TRUE(server.dropped.empty());
+  EXPECT_EQ(ask(1, "r a"), "1 Lock Release Success: a\n");
+  EXPECT_EQ(ask(2, "si s"), "1 Shared Lock Is Locked: s\n");
+  EXPECT_EQ(stats.orphans, 0u);
+  // The token moved with the locks, and the grace too.
+  EXPECT_EQ(ask(1, "session"), "1 Session: token1\n");
+  ask(1, "g b");
+  EXPECT_TRUE(proto->disconnect(s[1]));
+  proto->expire_detached(s[1]);
+  EXPECT_EQ(stats.orphans, 1u);
+  EXPECT_EQ(ask(2, "resume token1"), "0 Resume Failure\n");
+}
+
+TEST_F(ProtocolTest, NoGraceOrNoLocksMeansOrphanAtOnce) {
+  ask(0, "g a");
+  EXPECT_FALSE(proto->disconnect(s[0]));
+  EXPECT_EQ(stats.orphans, 1u);
+  ask(1, "grace 100");
+  EXPECT_FALSE(proto->disconnect(s[1]));  // nothing to keep
 }
