@@ -1,6 +1,7 @@
 // Loop implementation: ring setup, the completion dispatch and one handler
 // per operation kind (after liburing's examples/proxy.c).
 #include "loop.hpp"
+#include "loop_internal.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,27 +20,9 @@
 
 namespace glockd {
 
+using namespace loop_detail;
+
 namespace {
-
-constexpr unsigned kSqEntries = 4096;
-// Large enough that a burst of accepts and recvs never overflows it.
-constexpr unsigned kCqEntries = 65536;
-constexpr unsigned kBufCount = 1024;     // power of two (buffer ring)
-constexpr unsigned kBufSize = 4096;
-constexpr std::uint16_t kBufGroup = 0;
-constexpr unsigned kBatch = 256;         // CQEs taken per peek
-// Answers waiting beyond this pause reading until the peer catches up.
-constexpr std::size_t kMaxUnsentOutput = 4 * 1024 * 1024;
-// Requests queued behind a blocked `w` beyond this pause reading too.
-constexpr std::size_t kMaxPendingInput = 1024 * 1024;
-
-std::int64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-constexpr std::uint32_t kNoSlot = 0xffffffffu;
-constexpr std::size_t kFdReserve = 32;   // descriptors kept for ourselves
 
 std::string format_peer(const sockaddr_storage& ss) {
   char ip[INET6_ADDRSTRLEN] = {};
@@ -58,36 +41,6 @@ std::string format_peer(const sockaddr_storage& ss) {
     return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a.sin6_port));
   }
   return "?";
-}
-
-std::string read_sysctl(const char* path) {
-  std::ifstream f(path);
-  std::string v;
-  if (f) std::getline(f, v);
-  return v;
-}
-
-std::string explain_ring_error(int err) {
-  const std::string why = std::strerror(err);
-  if (err == ENOSYS)
-    return "io_uring is not available (io_uring_setup: " + why +
-           "): the kernel lacks it or a seccomp filter hides it. glockd needs Linux 5.19 or "
-           "later with io_uring enabled; in a container, allow io_uring_setup, "
-           "io_uring_enter and io_uring_register in its seccomp profile";
-  if (err == EPERM) {
-    const std::string disabled = read_sysctl("/proc/sys/kernel/io_uring_disabled");
-    if (!disabled.empty() && disabled != "0")
-      return "io_uring is disabled by the sysctl kernel.io_uring_disabled=" + disabled +
-             ": set it to 0 (sysctl -w kernel.io_uring_disabled=0), or for value 1 run "
-             "glockd in the group named by kernel.io_uring_group";
-    return "io_uring is refused (io_uring_setup: " + why +
-           "): a seccomp filter blocks it (container default profiles do); allow "
-           "io_uring_setup, io_uring_enter and io_uring_register";
-  }
-  if (err == ENOMEM)
-    return "not enough locked memory for the io_uring ring (io_uring_setup: " + why +
-           "): raise RLIMIT_MEMLOCK (ulimit -l, or LimitMEMLOCK= in the systemd unit)";
-  return "cannot set up io_uring: " + why;
 }
 
 // Prints events as the original glockd does under -verbose.
@@ -117,15 +70,6 @@ class VerboseEvents final : public Events {
 
 }  // namespace
 
-sigset_t block_shutdown_signals() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-  return mask;
-}
-
 Loop::Loop(const Config& config, std::vector<Listener> listeners)
     : config_(config),
       listeners_(std::move(listeners)),
@@ -152,78 +96,6 @@ Loop::~Loop() {
 std::uint64_t Loop::tag(Op op, std::uint32_t slot, std::uint32_t gen) {
   return (static_cast<std::uint64_t>(op) << 56) |
          (static_cast<std::uint64_t>(gen & 0xffffff) << 32) | slot;
-}
-
-std::string Loop::init() {
-  // Each connection costs one descriptor: use all the kernel lets us have.
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  ::getrlimit(RLIMIT_NOFILE, &rl);
-  const std::size_t by_fds = rl.rlim_cur > kFdReserve ? rl.rlim_cur - kFdReserve : 1;
-  max_connections_ = config_.max_connections == 0 ? by_fds
-                                                  : std::min(config_.max_connections, by_fds);
-  spdlog::info("open-file limit {}: serving at most {} connections", rl.rlim_cur,
-               max_connections_);
-
-  io_uring_params p{};
-  // SINGLE_ISSUER + DEFER_TASKRUN: only this thread submits, and completion
-  // work runs when we ask for events instead of interrupting us (6.1+).
-  // COOP_TASKRUN is the next best (5.19+). CQSIZE: never overflow the CQ.
-  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-  const unsigned tries[] = {base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-                            base | IORING_SETUP_COOP_TASKRUN, base};
-  int rc = -EINVAL;
-  for (unsigned flags : tries) {
-    p = io_uring_params{};
-    p.flags = flags;
-    p.cq_entries = kCqEntries;
-    rc = io_uring_queue_init_params(kSqEntries, &ring_, &p);
-    if (rc != -EINVAL) {
-      ring_flags_ = flags;
-      break;
-    }
-  }
-  if (rc < 0) return explain_ring_error(-rc);
-  ring_ready_ = true;
-
-  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-  const bool has_ops = probe && io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
-                       io_uring_opcode_supported(probe, IORING_OP_RECV) &&
-                       io_uring_opcode_supported(probe, IORING_OP_SEND) &&
-                       io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL) &&
-                       io_uring_opcode_supported(probe, IORING_OP_CLOSE);
-  if (probe) io_uring_free_probe(probe);
-  if (!has_ops)
-    return "this kernel's io_uring lacks accept/recv/send/close: glockd needs Linux 5.19 or later";
-
-  const std::size_t ring_bytes = kBufCount * sizeof(io_uring_buf);
-  void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                     -1, 0);
-  if (mem == MAP_FAILED) return std::string("cannot map the buffer ring: ") + std::strerror(errno);
-  buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
-  io_uring_buf_ring_init(buf_ring_);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-  reg.ring_entries = kBufCount;
-  reg.bgid = kBufGroup;
-  if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0)
-    return std::string("cannot register the recv buffer ring (") + std::strerror(-r) +
-           "): glockd needs Linux 5.19 or later";
-  buffers_ = std::make_unique<char[]>(std::size_t{kBufCount} * kBufSize);
-  for (unsigned i = 0; i < kBufCount; ++i)
-    io_uring_buf_ring_add(buf_ring_, buffers_.get() + std::size_t{i} * kBufSize, kBufSize,
-                          static_cast<unsigned short>(i), io_uring_buf_ring_mask(kBufCount),
-                          static_cast<int>(i));
-  io_uring_buf_ring_advance(buf_ring_, kBufCount);
-
-  const sigset_t mask = block_shutdown_signals();
-  signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd_) return std::string("cannot create a signalfd: ") + std::strerror(errno);
-  ::signal(SIGPIPE, SIG_IGN);
-  return {};
 }
 
 io_uring_sqe* Loop::sqe() {
@@ -415,58 +287,6 @@ void Loop::adopt(int fd, Transport transport) {
   arm_recv(c);
 }
 
-std::size_t Loop::connections_now() {
-  // Take what the kernel has queued on each listener so a client that has
-  // connected (but whose accept we have not seen yet) is counted.
-  for (const Listener& l : listeners_) {
-    for (;;) {
-      const int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) break;
-      adopt(fd, l.transport);
-    }
-  }
-  return open_;
-}
-
-std::string_view Loop::addr(ConnId conn) const { return conns_.at(conn).addr; }
-
-std::string Loop::new_token() {
-  unsigned char raw[16];
-  std::size_t got = 0;
-  while (got < sizeof raw) {
-    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
-    if (n > 0) got += static_cast<std::size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : raw) {
-    token.push_back(kHex[b >> 4]);
-    token.push_back(kHex[b & 15]);
-  }
-  return token;
-}
-
-Session* Loop::detached(ConnId conn) {
-  if (conn >= conns_.slots()) return nullptr;
-  Connection& c = conns_.at(conn);
-  return c.keep_detached ? &c.session : nullptr;
-}
-
-void Loop::forget_detached(ConnId conn) {
-  Connection& c = conns_.at(conn);
-  timers_.erase({c.deadline_ns, conn});
-  c.keep_detached = false;
-  if (c.state == ConnState::Detached) conns_.free(c);
-  // Still Closing: maybe_close() frees the slot once the socket is closed.
-}
-
-void Loop::expire_detached(Connection& c) {
-  protocol_->expire_detached(c.session);
-  if (!table_.grants().empty()) answer_grants();
-  c.keep_detached = false;
-  if (c.state == ConnState::Detached) conns_.free(c);
-}
-
 void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) c.recv_armed = false;
   if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
@@ -498,108 +318,6 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
     }
   }
   if (!c.recv_armed && !c.reading_paused) rearm_queue_.push_back(c.session.id);
-}
-
-void Loop::consume(Connection& c, std::string_view bytes) {
-  if (c.blocked) {
-    c.pending_input.append(bytes);  // waits behind the blocked request
-  } else {
-    const std::size_t used = c.reader.feed(
-        bytes,
-        [&](std::string_view line) {
-#ifdef GLOCKD_ECHO_CEILING
-          // The benchmark's ceiling: same loop, fixed answer, no lock table.
-          (void)line;
-          c.out.append("1 Lock Get Success: echo\n");
-          return true;
-#else
-          const Outcome outcome = protocol_->handle_line(c.session, line, c.out);
-          if (!table_.grants().empty()) answer_grants();
-          if (outcome.blocked) block(c, outcome.wait_ms);
-          return !outcome.blocked;
-#endif
-        },
-        [&] {
-          protocol_->overlong_line();
-          warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
-                                            std::to_string(config_.max_line) +
-                                            " bytes); discarded it");
-        });
-    if (used < bytes.size()) c.pending_input.append(bytes.substr(used));
-  }
-  if (!c.out.empty()) queue_flush(c);
-  if (!c.reading_paused &&
-      (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput)) {
-    // The peer sends faster than we answer: stop reading until it catches up.
-    c.reading_paused = true;
-    if (c.recv_armed && !c.cancel_inflight) {
-      io_uring_sqe* s = sqe();
-      io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
-      io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
-      c.cancel_inflight = true;
-    }
-  }
-}
-
-void Loop::maybe_resume_reading(Connection& c) {
-  if (!c.reading_paused || c.unsent() > kMaxUnsentOutput / 2 || c.blocked ||
-      !c.pending_input.empty())
-    return;
-  c.reading_paused = false;
-  if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
-}
-
-void Loop::block(Connection& c, std::uint32_t wait_ms) {
-  c.blocked = true;
-  c.deadline_ns = now_ns() + static_cast<std::int64_t>(wait_ms) * 1'000'000;
-  timers_.emplace(c.deadline_ns, c.session.id);
-}
-
-void Loop::unblock(Connection& c) {
-  timers_.erase({c.deadline_ns, c.session.id});
-  c.blocked = false;
-  queue_flush(c);
-  if (!c.pending_input.empty()) resume_queue_.push_back(c.session.id);
-  else maybe_resume_reading(c);
-}
-
-void Loop::answer_grants() {
-  // Waiters given their lock by a release: answer them and let their
-  // pipelines go on (later, from resume_queue_, not from inside this call).
-  for (const Grant& g : table_.grants()) {
-    Connection& w = conns_.at(g.conn);
-    protocol_->answer_grant(g, w.out);
-    unblock(w);
-  }
-  table_.grants().clear();
-}
-
-void Loop::expire_waits() {
-  if (timers_.empty()) return;
-  const std::int64_t now = now_ns();
-  while (!timers_.empty() && timers_.begin()->first <= now) {
-    Connection& c = conns_.at(timers_.begin()->second);
-    if (c.keep_detached) {  // a dropped connection's grace period ended
-      timers_.erase(timers_.begin());
-      expire_detached(c);
-      continue;
-    }
-    protocol_->expire_wait(c.session, c.out);
-    if (!table_.grants().empty()) answer_grants();  // a semaphore waiter behind it
-    unblock(c);
-  }
-}
-
-void Loop::resume_pipelines() {
-  for (std::size_t i = 0; i < resume_queue_.size(); ++i) {  // grows while we go
-    Connection& c = conns_.at(resume_queue_[i]);
-    if (c.state != ConnState::Open || c.blocked || c.pending_input.empty()) continue;
-    std::string input = std::move(c.pending_input);
-    c.pending_input.clear();
-    consume(c, input);
-    maybe_resume_reading(c);
-  }
-  resume_queue_.clear();
 }
 
 void Loop::queue_flush(Connection& c) {

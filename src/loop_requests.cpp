@@ -1,0 +1,169 @@
+// The request side of the loop: bytes to lines to the protocol, waits
+// that block a connection's pipeline and the grants that unblock it, and
+// what the protocol asks of the server (ServerView).
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include "loop.hpp"
+#include "loop_internal.hpp"
+
+namespace glockd {
+
+using namespace loop_detail;
+
+std::size_t Loop::connections_now() {
+  // Take what the kernel has queued on each listener so a client that has
+  // connected (but whose accept we have not seen yet) is counted.
+  for (const Listener& l : listeners_) {
+    for (;;) {
+      const int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      adopt(fd, l.transport);
+    }
+  }
+  return open_;
+}
+
+std::string_view Loop::addr(ConnId conn) const { return conns_.at(conn).addr; }
+
+std::string Loop::new_token() {
+  unsigned char raw[16];
+  std::size_t got = 0;
+  while (got < sizeof raw) {
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : raw) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  return token;
+}
+
+Session* Loop::detached(ConnId conn) {
+  if (conn >= conns_.slots()) return nullptr;
+  Connection& c = conns_.at(conn);
+  return c.keep_detached ? &c.session : nullptr;
+}
+
+void Loop::forget_detached(ConnId conn) {
+  Connection& c = conns_.at(conn);
+  timers_.erase({c.deadline_ns, conn});
+  c.keep_detached = false;
+  if (c.state == ConnState::Detached) conns_.free(c);
+  // Still Closing: maybe_close() frees the slot once the socket is closed.
+}
+
+void Loop::expire_detached(Connection& c) {
+  protocol_->expire_detached(c.session);
+  if (!table_.grants().empty()) answer_grants();
+  c.keep_detached = false;
+  if (c.state == ConnState::Detached) conns_.free(c);
+}
+
+void Loop::consume(Connection& c, std::string_view bytes) {
+  if (c.blocked) {
+    c.pending_input.append(bytes);  // waits behind the blocked request
+  } else {
+    const std::size_t used = c.reader.feed(
+        bytes,
+        [&](std::string_view line) {
+#ifdef GLOCKD_ECHO_CEILING
+          // The benchmark's ceiling: same loop, fixed answer, no lock table.
+          (void)line;
+          c.out.append("1 Lock Get Success: echo\n");
+          return true;
+#else
+          const Outcome outcome = protocol_->handle_line(c.session, line, c.out);
+          if (!table_.grants().empty()) answer_grants();
+          if (outcome.blocked) block(c, outcome.wait_ms);
+          return !outcome.blocked;
+#endif
+        },
+        [&] {
+          protocol_->overlong_line();
+          warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
+                                            std::to_string(config_.max_line) +
+                                            " bytes); discarded it");
+        });
+    if (used < bytes.size()) c.pending_input.append(bytes.substr(used));
+  }
+  if (!c.out.empty()) queue_flush(c);
+  if (!c.reading_paused &&
+      (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput)) {
+    // The peer sends faster than we answer: stop reading until it catches up.
+    c.reading_paused = true;
+    if (c.recv_armed && !c.cancel_inflight) {
+      io_uring_sqe* s = sqe();
+      io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
+      io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
+      c.cancel_inflight = true;
+    }
+  }
+}
+
+void Loop::maybe_resume_reading(Connection& c) {
+  if (!c.reading_paused || c.unsent() > kMaxUnsentOutput / 2 || c.blocked ||
+      !c.pending_input.empty())
+    return;
+  c.reading_paused = false;
+  if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
+}
+
+void Loop::block(Connection& c, std::uint32_t wait_ms) {
+  c.blocked = true;
+  c.deadline_ns = now_ns() + static_cast<std::int64_t>(wait_ms) * 1'000'000;
+  timers_.emplace(c.deadline_ns, c.session.id);
+}
+
+void Loop::unblock(Connection& c) {
+  timers_.erase({c.deadline_ns, c.session.id});
+  c.blocked = false;
+  queue_flush(c);
+  if (!c.pending_input.empty()) resume_queue_.push_back(c.session.id);
+  else maybe_resume_reading(c);
+}
+
+void Loop::answer_grants() {
+  // Waiters given their lock by a release: answer them and let their
+  // pipelines go on (later, from resume_queue_, not from inside this call).
+  for (const Grant& g : table_.grants()) {
+    Connection& w = conns_.at(g.conn);
+    protocol_->answer_grant(g, w.out);
+    unblock(w);
+  }
+  table_.grants().clear();
+}
+
+void Loop::expire_waits() {
+  if (timers_.empty()) return;
+  const std::int64_t now = now_ns();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    Connection& c = conns_.at(timers_.begin()->second);
+    if (c.keep_detached) {  // a dropped connection's grace period ended
+      timers_.erase(timers_.begin());
+      expire_detached(c);
+      continue;
+    }
+    protocol_->expire_wait(c.session, c.out);
+    if (!table_.grants().empty()) answer_grants();  // a semaphore waiter behind it
+    unblock(c);
+  }
+}
+
+void Loop::resume_pipelines() {
+  for (std::size_t i = 0; i < resume_queue_.size(); ++i) {  // grows while we go
+    Connection& c = conns_.at(resume_queue_[i]);
+    if (c.state != ConnState::Open || c.blocked || c.pending_input.empty()) continue;
+    std::string input = std::move(c.pending_input);
+    c.pending_input.clear();
+    consume(c, input);
+    maybe_resume_reading(c);
+  }
+  resume_queue_.clear();
+}
+
+}  // namespace glockd

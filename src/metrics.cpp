@@ -1,0 +1,64 @@
+// Prometheus text format (version 0.0.4): HELP and TYPE per family.
+#include "metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace glockd {
+
+namespace {
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+template <class T>
+void sample(std::string& out, const char* name, T value) {
+  fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+}
+}  // namespace
+
+std::string render_metrics(const MetricsInput& in) {
+  std::string out;
+  out.reserve(4096);
+  family(out, "glockd_requests_total", "counter", "Requests received, by command.");
+  for (std::size_t i = 0; i < kCommandCount; ++i)
+    fmt::format_to(std::back_inserter(out), "glockd_requests_total{{command=\"{}\"}} {}\n",
+                   command_name(static_cast<Command>(i)), in.stats->commands[i]);
+  family(out, "glockd_invalid_commands_total", "counter",
+         "Unknown commands and overlong lines (q: invalid_commands).");
+  sample(out, "glockd_invalid_commands_total", in.stats->invalid_commands);
+  family(out, "glockd_connections", "gauge", "Connections open now (q: connections).");
+  sample(out, "glockd_connections", in.connections);
+  family(out, "glockd_transport_connections", "gauge", "Connections open now, by transport.");
+  static constexpr const char* kTransports[] = {"tcp", "unix", "ws"};
+  for (std::size_t t = 0; t < in.by_transport.size(); ++t)
+    fmt::format_to(std::back_inserter(out), "glockd_transport_connections{{transport=\"{}\"}} {}\n",
+                   kTransports[t], in.by_transport[t]);
+  family(out, "glockd_connections_accepted_total", "counter", "Connections accepted since start.");
+  sample(out, "glockd_connections_accepted_total", in.accepted_total);
+  family(out, "glockd_locks", "gauge", "Exclusive locks held now (q: locks).");
+  sample(out, "glockd_locks", in.locks);
+  family(out, "glockd_shared_locks", "gauge", "Shared lock names held now (q: shared_locks).");
+  sample(out, "glockd_shared_locks", in.shared_locks);
+  family(out, "glockd_orphans_total", "counter",
+         "Exclusive locks released by disconnection (q: orphans).");
+  sample(out, "glockd_orphans_total", in.stats->orphans);
+  family(out, "glockd_shared_orphans_total", "counter",
+         "Shared locks released by disconnection (q: shared_orphans).");
+  sample(out, "glockd_shared_orphans_total", in.stats->shared_orphans);
+  family(out, "glockd_waiters", "gauge", "Queued w and sw requests.");
+  sample(out, "glockd_waiters", in.waiters);
+  family(out, "glockd_detached_sessions", "gauge",
+         "Dropped connections whose locks are kept for their grace period.");
+  sample(out, "glockd_detached_sessions", in.detached_sessions);
+  family(out, "glockd_lock_table_bytes", "gauge",
+         "Memory held by the lock table: entries, holds, waiters, index, names.");
+  sample(out, "glockd_lock_table_bytes", in.lock_table_bytes);
+  family(out, "glockd_received_bytes_total", "counter", "Bytes received from clients.");
+  sample(out, "glockd_received_bytes_total", in.bytes_received);
+  family(out, "glockd_sent_bytes_total", "counter", "Bytes sent to clients.");
+  sample(out, "glockd_sent_bytes_total", in.bytes_sent);
+  family(out, "glockd_uptime_seconds", "gauge", "Seconds since glockd started.");
+  fmt::format_to(std::back_inserter(out), "glockd_uptime_seconds {:.3f}\n", in.uptime_seconds);
+  return out;
+}
+
+}  // namespace glockd

@@ -1,0 +1,30 @@
+// Metrics: the Prometheus text exposition of GET /metrics (PROTOCOL.md
+// section 4). Pure: the loop gathers the figures, this formats them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "protocol.hpp"
+
+namespace glockd {
+
+struct MetricsInput {
+  const Stats* stats = nullptr;
+  std::size_t connections = 0;                 // as q reports it
+  std::array<std::size_t, 3> by_transport{};   // tcp, unix, ws
+  std::uint64_t accepted_total = 0;
+  std::size_t locks = 0;
+  std::size_t shared_locks = 0;
+  std::size_t waiters = 0;
+  std::size_t detached_sessions = 0;
+  std::size_t lock_table_bytes = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t bytes_sent = 0;
+  double uptime_seconds = 0;
+};
+
+std::string render_metrics(const MetricsInput& in);
+
+}  // namespace glockd
