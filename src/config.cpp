@@ -11,10 +11,11 @@ namespace glockd {
 
 namespace {
 
-constexpr std::array<std::string_view, 18> kLongFlags = {
+constexpr std::array<std::string_view, 20> kLongFlags = {
     "port", "bind", "unix", "unix-mode", "ws", "ws-origin", "ws-max-message", "dump",
     "registry", "verbose", "pidfile", "max-line", "max-connections", "keepalive",
-    "version", "help", "max-waiters", "max-waiters-per-lock"};
+    "version", "help", "max-waiters", "max-waiters-per-lock", "ws-handshake-timeout",
+    "http-max-header"};
 
 bool is_known_long_flag(std::string_view arg) {
   const std::string_view name = arg.substr(0, arg.find('='));
@@ -65,6 +66,12 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
   app.add_option("--ws-max-message", config.ws_max_message,
                  "Largest websocket message in bytes; bigger ones close with 1009")
       ->check(CLI::Range(std::size_t{125}, std::size_t{1} << 30));
+  app.add_option("--ws-handshake-timeout", config.ws_handshake_timeout_seconds,
+                 "Seconds a client on the websocket/HTTP port has to send its request head")
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--http-max-header", config.http_max_header,
+                 "Largest HTTP request head in bytes; bigger ones get 431")
+      ->check(CLI::Range(std::size_t{512}, std::size_t{1} << 20));
   app.add_flag("--dump", config.dump, "Answer d, sd, dump and who (--dump=false refuses)");
   app.add_flag("--registry", config.registry, "Answer iam and who (--registry=false refuses)");
   app.add_flag("--verbose", config.verbose, "Log every connection's events");

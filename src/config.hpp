@@ -15,6 +15,8 @@ inline constexpr int kDefaultPort = 9999;
 inline constexpr int kDefaultWsPort = 9998;
 inline constexpr std::size_t kDefaultMaxLine = 8 * 1024;
 inline constexpr std::size_t kDefaultWsMaxMessage = 1024 * 1024;
+inline constexpr int kDefaultWsHandshakeTimeout = 10;
+inline constexpr std::size_t kDefaultHttpMaxHeader = 8 * 1024;
 inline constexpr int kDefaultKeepaliveSeconds = 60;
 inline constexpr std::size_t kDefaultMaxWaiters = 100000;
 inline constexpr std::size_t kDefaultMaxWaitersPerLock = 10000;
@@ -27,6 +29,8 @@ struct Config {
   int ws_port = kDefaultWsPort;         // 0: no websocket/HTTP listener
   std::vector<std::string> ws_origins;  // empty: any Origin
   std::size_t ws_max_message = kDefaultWsMaxMessage;
+  int ws_handshake_timeout_seconds = kDefaultWsHandshakeTimeout;  // HTTP head deadline
+  std::size_t http_max_header = kDefaultHttpMaxHeader;
   bool dump = true;
   bool registry = true;
   bool verbose = false;

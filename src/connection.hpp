@@ -12,6 +12,7 @@
 #include "line_reader.hpp"
 #include "listeners.hpp"
 #include "protocol.hpp"
+#include "ws_conn.hpp"
 
 namespace glockd {
 
@@ -46,7 +47,8 @@ struct Connection {
   std::string sending;  // the bytes of the send in flight
   std::size_t sent = 0; // how much of `sending` the kernel took so far
   std::string addr;     // IP:PORT, [IP]:PORT or unix:N
-  std::string pending_input;  // bytes that arrived behind a blocked request
+  std::string pending_input;  // request lines that arrived behind a blocked one
+  std::unique_ptr<WebSocketState> ws;  // websocket/HTTP port only
 
   bool idle() const { return !recv_armed && !send_inflight && !cancel_inflight; }
   std::size_t unsent() const { return out.size() + sending.size() - sent; }

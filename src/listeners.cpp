@@ -182,6 +182,10 @@ ListenResult open_listeners(const Config& config) {
     result.error = open_port(config, config.port, Transport::Tcp, result.listeners);
     if (!result.error.empty()) return result;
   }
+  if (config.ws_port != 0) {
+    result.error = open_port(config, config.ws_port, Transport::Ws, result.listeners);
+    if (!result.error.empty()) return result;
+  }
   if (!config.unix_path.empty()) {
     result.error = open_unix(config, result.listeners);
     if (!result.error.empty()) return result;

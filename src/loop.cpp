@@ -84,6 +84,7 @@ Loop::Loop(const Config& config, std::vector<Listener> listeners)
                                          Features{config_.dump, config_.registry}, *this,
                                          events_.get());
   retry_delay_.tv_nsec = 100 * 1000 * 1000;
+  started_ns_ = now_ns();
 }
 
 Loop::~Loop() {
@@ -282,7 +283,14 @@ void Loop::adopt(int fd, Transport transport) {
                                                                              : "?";
   }
   ++open_;
+  ++accepted_;
   ++open_by_transport_[static_cast<int>(transport)];
+  if (transport == Transport::Ws) {
+    // An HTTP request head first; it must be complete within the timeout.
+    c.ws = std::make_unique<WebSocketState>(config_.http_max_header, config_.ws_max_message);
+    c.deadline_ns = now_ns() + std::int64_t{config_.ws_handshake_timeout_seconds} * 1'000'000'000;
+    timers_.emplace(c.deadline_ns, c.session.id);
+  }
   if (config_.verbose) spdlog::debug("{} connected", c.addr);
   arm_recv(c);
 }
@@ -291,6 +299,7 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) c.recv_armed = false;
   if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
     const auto bid = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    bytes_in_ += static_cast<std::uint64_t>(cqe.res);
     if (c.state == ConnState::Open)
       consume(c, std::string_view(buffers_.get() + std::size_t{bid} * kBufSize,
                                   static_cast<std::size_t>(cqe.res)));
@@ -341,6 +350,7 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
     return terminate(c, std::strerror(-cqe.res));
   }
   c.sent += static_cast<std::size_t>(cqe.res);
+  bytes_out_ += static_cast<std::uint64_t>(cqe.res);
   if (c.sent < c.sending.size()) {  // short send: the rest goes next
     submit_send(c);
     return;
@@ -408,13 +418,13 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   if (c.flush_on_close) flush_closing(c);
   --open_;
   --open_by_transport_[static_cast<int>(c.transport)];
-  if (c.blocked) {
-    timers_.erase({c.deadline_ns, c.session.id});
-    c.blocked = false;
-  }
+  // Whatever deadline it had (a wait, an HTTP head) no longer applies.
+  timers_.erase({c.deadline_ns, c.session.id});
+  c.blocked = false;
   if (protocol_->disconnect(c.session)) {
     // Dropped with `grace`: its locks wait for a `resume` until the deadline.
     c.keep_detached = true;
+    ++detached_;
     c.deadline_ns = now_ns() + static_cast<std::int64_t>(c.session.grace_ms) * 1'000'000;
     timers_.emplace(c.deadline_ns, c.session.id);
     if (stopping_) {

@@ -18,6 +18,7 @@
 #include "connection.hpp"
 #include "listeners.hpp"
 #include "lock_table.hpp"
+#include "http.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
 #include "registry.hpp"
@@ -72,6 +73,14 @@ class Loop final : public ServerView {
 
   void adopt(int fd, Transport transport);
   void consume(Connection& c, std::string_view bytes);
+  void consume_lines(Connection& c, std::string_view text);
+  void frame_answer(Connection& c);
+  void consume_ws(Connection& c, std::string_view bytes);
+  void on_ws_message(Connection& c, std::string_view payload);
+  void route_http(Connection& c, const http::Request& request);
+  void http_reply(Connection& c, std::string response, const char* why);
+  void http_timeout(Connection& c);
+  std::string metrics_text();
   void queue_flush(Connection& c);
   void block(Connection& c, std::uint32_t wait_ms);
   void unblock(Connection& c);
@@ -123,12 +132,21 @@ class Loop final : public ServerView {
   std::vector<ConnId> resume_queue_;  // unblocked, with requests waiting
   std::set<std::pair<std::int64_t, ConnId>> timers_;  // wait deadlines
 
+  std::string scratch_;  // a websocket answer before it is framed
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+  std::uint64_t accepted_ = 0;
+  std::size_t detached_ = 0;
+  std::int64_t started_ns_ = 0;
+
   bool stopping_ = false;
   std::function<void()> on_ready_;
 
   RateLimit overlong_limit_;
   RateLimit full_limit_;
   RateLimit accept_error_limit_;
+  RateLimit origin_limit_;
+  RateLimit http_limit_;
 };
 
 }  // namespace glockd

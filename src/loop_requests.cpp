@@ -7,6 +7,7 @@
 
 #include "loop.hpp"
 #include "loop_internal.hpp"
+#include "websocket.hpp"
 
 namespace glockd {
 
@@ -53,6 +54,7 @@ void Loop::forget_detached(ConnId conn) {
   Connection& c = conns_.at(conn);
   timers_.erase({c.deadline_ns, conn});
   c.keep_detached = false;
+  --detached_;
   if (c.state == ConnState::Detached) conns_.free(c);
   // Still Closing: maybe_close() frees the slot once the socket is closed.
 }
@@ -61,36 +63,14 @@ void Loop::expire_detached(Connection& c) {
   protocol_->expire_detached(c.session);
   if (!table_.grants().empty()) answer_grants();
   c.keep_detached = false;
+  --detached_;
   if (c.state == ConnState::Detached) conns_.free(c);
 }
 
 void Loop::consume(Connection& c, std::string_view bytes) {
-  if (c.blocked) {
-    c.pending_input.append(bytes);  // waits behind the blocked request
-  } else {
-    const std::size_t used = c.reader.feed(
-        bytes,
-        [&](std::string_view line) {
-#ifdef GLOCKD_ECHO_CEILING
-          // The benchmark's ceiling: same loop, fixed answer, no lock table.
-          (void)line;
-          c.out.append("1 Lock Get Success: echo\n");
-          return true;
-#else
-          const Outcome outcome = protocol_->handle_line(c.session, line, c.out);
-          if (!table_.grants().empty()) answer_grants();
-          if (outcome.blocked) block(c, outcome.wait_ms);
-          return !outcome.blocked;
-#endif
-        },
-        [&] {
-          protocol_->overlong_line();
-          warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
-                                            std::to_string(config_.max_line) +
-                                            " bytes); discarded it");
-        });
-    if (used < bytes.size()) c.pending_input.append(bytes.substr(used));
-  }
+  if (c.ws) consume_ws(c, bytes);
+  else if (c.blocked) c.pending_input.append(bytes);  // waits behind the blocked request
+  else consume_lines(c, bytes);
   if (!c.out.empty()) queue_flush(c);
   if (!c.reading_paused &&
       (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput)) {
@@ -103,6 +83,43 @@ void Loop::consume(Connection& c, std::string_view bytes) {
       c.cancel_inflight = true;
     }
   }
+}
+
+void Loop::consume_lines(Connection& c, std::string_view text) {
+  const std::size_t used = c.reader.feed(
+      text,
+      [&](std::string_view line) {
+#ifdef GLOCKD_ECHO_CEILING
+        // The benchmark's ceiling: same loop, fixed answer, no lock table.
+        (void)line;
+        c.out.append("1 Lock Get Success: echo\n");
+        return true;
+#else
+        Outcome outcome;
+        if (c.ws) {  // each answer is one text message
+          outcome = protocol_->handle_line(c.session, line, scratch_);
+          frame_answer(c);
+        } else {
+          outcome = protocol_->handle_line(c.session, line, c.out);
+        }
+        if (!table_.grants().empty()) answer_grants();
+        if (outcome.blocked) block(c, outcome.wait_ms);
+        return !outcome.blocked;
+#endif
+      },
+      [&] {
+        protocol_->overlong_line();
+        warn_limited(overlong_limit_, c.addr + " sent a line over --max-line (" +
+                                          std::to_string(config_.max_line) +
+                                          " bytes); discarded it");
+      });
+  if (used < text.size()) c.pending_input.append(text.substr(used));
+}
+
+void Loop::frame_answer(Connection& c) {
+  if (scratch_.empty()) return;
+  ws::encode(c.out, ws::Opcode::Text, scratch_);
+  scratch_.clear();
 }
 
 void Loop::maybe_resume_reading(Connection& c) {
@@ -132,7 +149,8 @@ void Loop::answer_grants() {
   // pipelines go on (later, from resume_queue_, not from inside this call).
   for (const Grant& g : table_.grants()) {
     Connection& w = conns_.at(g.conn);
-    protocol_->answer_grant(g, w.out);
+    protocol_->answer_grant(g, w.ws ? scratch_ : w.out);
+    if (w.ws) frame_answer(w);
     unblock(w);
   }
   table_.grants().clear();
@@ -148,7 +166,13 @@ void Loop::expire_waits() {
       expire_detached(c);
       continue;
     }
-    protocol_->expire_wait(c.session, c.out);
+    if (c.ws && c.ws->phase == WebSocketState::Phase::Http) {
+      timers_.erase(timers_.begin());
+      http_timeout(c);
+      continue;
+    }
+    protocol_->expire_wait(c.session, c.ws ? scratch_ : c.out);
+    if (c.ws) frame_answer(c);
     if (!table_.grants().empty()) answer_grants();  // a semaphore waiter behind it
     unblock(c);
   }
@@ -160,7 +184,8 @@ void Loop::resume_pipelines() {
     if (c.state != ConnState::Open || c.blocked || c.pending_input.empty()) continue;
     std::string input = std::move(c.pending_input);
     c.pending_input.clear();
-    consume(c, input);
+    consume_lines(c, input);  // pending input is always request lines
+    if (!c.out.empty()) queue_flush(c);
     maybe_resume_reading(c);
   }
   resume_queue_.clear();
