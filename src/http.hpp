@@ -65,8 +65,9 @@ class Request {
 // - Obsolete line folding, whitespace before the colon, control characters
 //   and lines without a colon are 400.
 // - HTTP/1.1 needs exactly one Host header (RFC 9112 section 3.2); 400 else.
-// - Request bodies are refused with 400: any Transfer-Encoding, or a
-//   Content-Length other than 0. None of our endpoints takes a body and the
+// - GET and HEAD bodies are refused with 400: any Transfer-Encoding, or a
+//   Content-Length other than 0 (other methods are left to the caller, which
+//   answers 405 without reading a body). None of our endpoints takes a body and the
 //   connection is either upgraded (body bytes would be misread as frames) or
 //   closed after one answer, so refusing is simpler and safer than skipping.
 // - A head larger than max_header_bytes is 431.

@@ -118,7 +118,9 @@ void Loop::consume_lines(Connection& c, std::string_view text) {
 
 void Loop::frame_answer(Connection& c) {
   if (scratch_.empty()) return;
-  ws::encode(c.out, ws::Opcode::Text, scratch_);
+  // Lock and client names are opaque bytes; a text message must be UTF-8
+  // (browsers fail the connection otherwise), so such answers go as binary.
+  ws::encode(c.out, ws::valid_utf8(scratch_) ? ws::Opcode::Text : ws::Opcode::Binary, scratch_);
   scratch_.clear();
 }
 

@@ -101,19 +101,22 @@ void Loop::on_ws_message(Connection& c, std::string_view payload) {
 void Loop::route_http(Connection& c, const http::Request& request) {
   const std::string_view target = request.target();
   const std::string_view path = target.substr(0, target.find('?'));
-  if (request.method() != "GET")
+  const bool head = request.method() == "HEAD";
+  if (request.method() != "GET" && !head)
     return http_reply(c,
                       http::response(405, "Method Not Allowed", "text/plain",
-                                     "only GET is served here\n", "Allow: GET\r\n"),
+                                     "only GET is served here\n", "Allow: GET, HEAD\r\n"),
                       "http 405");
+  std::string response;
   if (path == "/metrics")
-    return http_reply(c, http::response(200, "OK", kMetricsType, metrics_text()), "http /metrics");
-  if (path == "/healthz")
-    return http_reply(c, http::response(200, "OK", "text/plain", "ok\n"), "http /healthz");
-  http_reply(c,
-             http::response(404, "Not Found", "text/plain",
-                            "not found: try /metrics, /healthz or a websocket upgrade\n"),
-             "http 404");
+    response = http::response(200, "OK", kMetricsType, metrics_text());
+  else if (path == "/healthz")
+    response = http::response(200, "OK", "text/plain", "ok\n");
+  else
+    response = http::response(404, "Not Found", "text/plain",
+                              "not found: try /metrics, /healthz or a websocket upgrade\n");
+  if (head) response.resize(response.find("\r\n\r\n") + 4);  // same head, no body
+  http_reply(c, std::move(response), "http request answered");
 }
 
 void Loop::http_reply(Connection& c, std::string response, const char* why) {
@@ -129,7 +132,6 @@ void Loop::http_timeout(Connection& c) {
   http_reply(c,
              http::response(408, "Request Timeout", "text/plain", "request head too slow\n"),
              "http request head timed out");
-  if (!c.out.empty()) queue_flush(c);
 }
 
 std::string Loop::metrics_text() {
