@@ -54,11 +54,6 @@ bool lookup_command(std::string_view word, Command& out) {
   return false;
 }
 
-void append_number(std::string& out, std::uint64_t n) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, end);
-}
 
 void answer(std::string& out, std::string_view head, std::string_view name) {
   out.append(head);
@@ -67,7 +62,7 @@ void answer(std::string& out, std::string_view head, std::string_view name) {
 }
 
 void answer_n(std::string& out, std::uint64_t n, std::string_view head, std::string_view name) {
-  append_number(out, n);
+  append_decimal(out, n);
   out.append(head);
   out.append(name);
   out.push_back('\n');
@@ -76,6 +71,12 @@ void answer_n(std::string& out, std::uint64_t n, std::string_view head, std::str
 constexpr std::string_view kDisabled = "0 disabled\n";
 
 }  // namespace
+
+void append_decimal(std::string& out, std::uint64_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, end);
+}
 
 std::string_view command_name(Command c) { return kCommandNames[static_cast<std::size_t>(c)]; }
 
@@ -247,9 +248,9 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
         if (events_) events_->released(s.id, kind, lock);
       });
       out.append("1 Release All Success: ");
-      append_number(out, ex);
+      append_decimal(out, ex);
       out.push_back(' ');
-      append_number(out, sh);
+      append_decimal(out, sh);
       out.push_back('\n');
       return;
     }
@@ -261,7 +262,7 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
       }
       s.grace_ms = static_cast<std::uint32_t>(ms);
       out.append("1 Grace Set: ");
-      append_number(out, ms);
+      append_decimal(out, ms);
       out.push_back('\n');
       return;
     }
@@ -333,85 +334,10 @@ void Protocol::resume(Session& s, std::string_view token, std::string& out) {
   s.grace_ms = std::max(s.grace_ms, old->grace_ms);
   server_.forget_detached(from);
   out.append("1 Resume Success: ");
-  append_number(out, ex);
+  append_decimal(out, ex);
   out.push_back(' ');
-  append_number(out, sh);
+  append_decimal(out, sh);
   out.push_back('\n');
-}
-
-void Protocol::holder_name(ConnId conn, std::string& out) const {
-  const std::string* reg = features_.registry ? registry_.name_of(conn) : nullptr;
-  out.append(reg ? std::string_view(*reg) : server_.addr(conn));
-}
-
-void Protocol::dump_lines(LockKind kind, std::string_view only, std::string& out) const {
-  std::vector<std::pair<std::string_view, std::vector<ConnId>>> locks;
-  table_.for_each(kind, [&](std::string_view name, const std::vector<ConnId>& holders) {
-    if (only.empty() || only == name) locks.emplace_back(name, holders);
-  });
-  std::sort(locks.begin(), locks.end());
-  for (const auto& [name, holders] : locks) {
-    for (ConnId conn : holders) {
-      out.append(name);
-      out.append(": ");
-      holder_name(conn, out);
-      out.push_back('\n');
-    }
-  }
-}
-
-void Protocol::dump_map(LockKind kind, std::string& out) const {
-  std::vector<std::pair<std::string_view, std::vector<ConnId>>> locks;
-  table_.for_each(kind, [&](std::string_view name, const std::vector<ConnId>& holders) {
-    locks.emplace_back(name, holders);
-  });
-  std::sort(locks.begin(), locks.end());
-  // Go's %v of a map: keys sorted, "key:value" separated by spaces.
-  out.append("map[");
-  bool first = true;
-  for (const auto& [name, holders] : locks) {
-    if (!first) out.push_back(' ');
-    first = false;
-    out.append(name);
-    out.push_back(':');
-    if (kind == LockKind::Shared) out.push_back('[');
-    for (std::size_t i = 0; i < holders.size(); ++i) {
-      if (i) out.push_back(' ');
-      out.append(server_.addr(holders[i]));
-    }
-    if (kind == LockKind::Shared) out.push_back(']');
-  }
-  out.append("]\n");
-}
-
-void Protocol::who(std::string_view only, std::string& out) const {
-  registry_.for_each([&](ConnId conn, const std::string& name) {
-    if (!only.empty() && only != name) return;
-    out.append(server_.addr(conn));
-    out.append(": ");
-    out.append(name);
-    out.push_back('\n');
-  });
-}
-
-void Protocol::stats_lines(std::string& out) {
-  auto line = [&](std::string_view key, std::uint64_t value) {
-    out.append(key);
-    out.append(": ");
-    append_number(out, value);
-    out.push_back('\n');
-  };
-  // Keys sorted bytewise; command_* come first and are already in order.
-  for (std::size_t i = 0; i < static_cast<std::size_t>(Command::t); ++i) {
-    out.append("command_");
-    line(kCommandNames[i], stats_.commands[i]);
-  }
-  line("connections", server_.connections_now());
-  line("invalid_commands", stats_.invalid_commands);
-  line("locks", table_.exclusive_locks());
-  line("orphans", stats_.orphans);
-  line("shared_locks", table_.shared_locks());
-  line("shared_orphans", stats_.shared_orphans);
 }
 
 }  // namespace glockd

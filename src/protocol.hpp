@@ -23,6 +23,8 @@ enum class Command : std::uint8_t {
 };
 inline constexpr std::size_t kCommandCount = static_cast<std::size_t>(Command::kCount);
 std::string_view command_name(Command c);
+// Appends n in decimal (answers are built without allocation).
+void append_decimal(std::string& out, std::uint64_t n);
 
 struct Stats {
   std::array<std::uint64_t, kCommandCount> commands{};

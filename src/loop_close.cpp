@@ -1,0 +1,103 @@
+// The end of connections and of the loop: terminate (locks released or
+// kept for a grace period), close once nothing is in flight, and the
+// graceful shutdown on SIGTERM/SIGINT.
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "loop.hpp"
+#include "loop_internal.hpp"
+
+namespace glockd {
+
+using namespace loop_detail;
+
+void Loop::on_signal(const io_uring_cqe& cqe) {
+  if (cqe.res == static_cast<int>(sizeof siginfo_)) {
+    spdlog::info("received {}: shutting down", strsignal(static_cast<int>(siginfo_.ssi_signo)));
+    begin_shutdown();
+    return;
+  }
+  if (!stopping_) arm_signal();
+}
+
+void Loop::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    if (!accept_armed_[i]) continue;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tag(Op::Accept, static_cast<std::uint32_t>(i), 0), 0);
+    io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
+  }
+  for (std::size_t i = 0; i < conns_.slots(); ++i) {
+    Connection& c = conns_.at(static_cast<ConnId>(i));
+    if (c.state == ConnState::Open) terminate(c, "server shutting down");
+    if (c.keep_detached) {  // shutting down: nobody can resume now
+      timers_.erase({c.deadline_ns, c.session.id});
+      expire_detached(c);
+    }
+    if (c.state == ConnState::Closing) {
+      c.flush_on_close = false;
+      maybe_close(c);
+    }
+  }
+}
+
+void Loop::flush_closing(Connection& c) {
+  if (c.send_inflight) return;
+  if (c.out.empty()) {
+    c.flush_on_close = false;
+    return;
+  }
+  c.sending.swap(c.out);
+  c.out.clear();
+  c.sent = 0;
+  submit_send(c);
+}
+
+void Loop::terminate(Connection& c, const char* why, bool flush) {
+  if (c.state != ConnState::Open) return;
+  c.state = ConnState::Closing;
+  // Answers to what a half-closed peer sent still go out; after an error
+  // or at shutdown they are dropped.
+  c.flush_on_close = flush && !stopping_;
+  if (c.flush_on_close) flush_closing(c);
+  --open_;
+  --open_by_transport_[static_cast<int>(c.transport)];
+  // Whatever deadline it had (a wait, an HTTP head) no longer applies.
+  timers_.erase({c.deadline_ns, c.session.id});
+  c.blocked = false;
+  if (protocol_->disconnect(c.session)) {
+    // Dropped with `grace`: its locks wait for a `resume` until the deadline.
+    c.keep_detached = true;
+    ++detached_;
+    c.deadline_ns = now_ns() + static_cast<std::int64_t>(c.session.grace_ms) * 1'000'000;
+    timers_.emplace(c.deadline_ns, c.session.id);
+    if (stopping_) {
+      timers_.erase({c.deadline_ns, c.session.id});
+      expire_detached(c);
+    }
+  }
+  if (!table_.grants().empty()) answer_grants();
+  if (config_.verbose) spdlog::debug("{} disconnected ({})", c.addr, why);
+  if (c.recv_armed && !c.cancel_inflight) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
+    io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
+    c.cancel_inflight = true;
+  }
+}
+
+void Loop::maybe_close(Connection& c) {
+  if (c.state != ConnState::Closing || !c.idle() || c.flush_on_close) return;
+  // Nothing of ours is in flight: the descriptor and the slot can go.
+  io_uring_sqe* s = sqe();
+  io_uring_prep_close(s, c.fd);
+  io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
+  c.fd = -1;
+  if (c.keep_detached) c.state = ConnState::Detached;
+  else conns_.free(c);
+}
+
+}  // namespace glockd
