@@ -26,20 +26,26 @@ LockTable::LockTable(std::uint64_t first_token, WaitLimits limits)
       next_token_(first_token == 0 ? 1 : first_token) {}
 
 std::uint32_t LockTable::hash_of(LockKind kind, std::string_view name) {
-  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ (name.size() * 0x100000001b3ULL) ^
-                    static_cast<std::uint64_t>(kind);
+  // Multiply-xorshift per 8-byte word, one full mix at the end: names are
+  // short and this runs on every request.
+  constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ULL;
+  std::uint64_t h = (name.size() << 1) ^ static_cast<std::uint64_t>(kind);
   const char* p = name.data();
   std::size_t n = name.size();
   while (n >= 8) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    h = mix(h ^ w);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
     p += 8;
     n -= 8;
   }
-  std::uint64_t tail = 0;
-  if (n > 0) std::memcpy(&tail, p, n);  // p may be null for the empty name
-  h = mix(h ^ tail ^ (static_cast<std::uint64_t>(n) << 56));
+  if (n > 0) {  // p may be null for the empty name
+    std::uint64_t tail = 0;
+    std::memcpy(&tail, p, n);
+    h = (h ^ tail) * kMul;
+  }
+  h = mix(h);
   return static_cast<std::uint32_t>(h ^ (h >> 32));
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -33,8 +34,27 @@ std::pair<std::string_view, std::string_view> split_word(std::string_view s) {
 }
 
 // ASCII whitespace as Go's strings.TrimSpace/Fields see it.
-constexpr bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+// ASCII whitespace as Go's strings.TrimSpace/Fields see it, as a table:
+// this runs over every byte of every request.
+constexpr std::array<bool, 256> kSpaceTable = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : {' ', '\t', '\n', '\v', '\f', '\r'}) t[c] = true;
+  return t;
+}();
+
+constexpr bool is_space(char c) { return kSpaceTable[static_cast<unsigned char>(c)]; }
+
+bool has_byte_below(const char* p, const char* e, unsigned char n) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  for (; e - p >= 8; p += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if ((w - kOnes * n) & ~w & kHighs) return true;
+  }
+  for (; p < e; ++p)
+    if (static_cast<unsigned char>(*p) < n) return true;
+  return false;
 }
 
 std::string_view trim(std::string_view s) {
@@ -43,22 +63,54 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool lookup_command(std::string_view word, Command& out) {
-  // Part 1 commands first: they are what clients send.
-  for (std::size_t i = 0; i < kCommandCount; ++i) {
-    if (kCommandNames[i] == word) {
-      out = static_cast<Command>(i);
-      return true;
-    }
+// A switch on length and first letter instead of comparing every name.
+bool lookup_command(std::string_view w, Command& out) {
+  auto is = [&](Command c) {
+    if (w != kCommandNames[static_cast<std::size_t>(c)]) return false;
+    out = c;
+    return true;
+  };
+  switch (w.size()) {
+    case 1:
+      switch (w[0]) {
+        case 'g': return is(Command::g);
+        case 'r': return is(Command::r);
+        case 'i': return is(Command::i);
+        case 'd': return is(Command::d);
+        case 'q': return is(Command::q);
+        case 't': return is(Command::t);
+        case 'w': return is(Command::w);
+      }
+      return false;
+    case 2:
+      if (w[0] == 's') {
+        switch (w[1]) {
+          case 'g': return is(Command::sg);
+          case 'r': return is(Command::sr);
+          case 'i': return is(Command::si);
+          case 'd': return is(Command::sd);
+          case 'w': return is(Command::sw);
+        }
+        return false;
+      }
+      return is(Command::me) || is(Command::ra);
+    case 3: return is(Command::iam) || is(Command::who);
+    case 4: return is(Command::dump);
+    case 5: return is(Command::grace);
+    case 6: return is(Command::resume);
+    case 7: return is(Command::session);
   }
   return false;
 }
 
-
+// One size change and two copies: answers are built on every request.
 void answer(std::string& out, std::string_view head, std::string_view name) {
-  out.append(head);
-  out.append(name);
-  out.push_back('\n');
+  const std::size_t at = out.size();
+  out.resize(at + head.size() + name.size() + 1);
+  char* p = out.data() + at;
+  std::memcpy(p, head.data(), head.size());
+  if (!name.empty()) std::memcpy(p + head.size(), name.data(), name.size());
+  p[head.size() + name.size()] = '\n';
 }
 
 void answer_n(std::string& out, std::uint64_t n, std::string_view head, std::string_view name) {
@@ -81,29 +133,35 @@ void append_decimal(std::string& out, std::uint64_t n) {
 std::string_view command_name(Command c) { return kCommandNames[static_cast<std::size_t>(c)]; }
 
 Request parse_request(std::string_view line, std::string& scratch) {
-  line = trim(line);
-  const std::size_t sp = line.find(' ');
-  if (sp == std::string_view::npos) return Request{line, {}};
-  Request req{line.substr(0, sp), trim(line.substr(sp + 1))};
-  // Collapse inner whitespace runs only when there are any (rare).
+  const char* p = line.data();
+  const char* e = p + line.size();
+  while (p < e && is_space(*p)) ++p;
+  while (e > p && is_space(e[-1])) --e;
+  const char* word_end = p;
+  while (word_end < e && *word_end != ' ') ++word_end;
+  Request req{std::string_view(p, static_cast<std::size_t>(word_end - p)), {}};
+  if (word_end == e) return req;
+  const char* a = word_end + 1;
+  while (a < e && is_space(*a)) ++a;  // e is trimmed already
+  req.argument = std::string_view(a, static_cast<std::size_t>(e - a));
+  // Names rarely hold whitespace other than single spaces: look for any
+  // byte <= ' ' eight at a time first (the classic "has a byte less than
+  // n" bit trick), and only then byte by byte.
+  if (!has_byte_below(a, e, 0x21)) return req;
   bool clean = true;
-  for (std::size_t i = 0; i < req.argument.size(); ++i) {
-    if (is_space(req.argument[i]) && (req.argument[i] != ' ' || is_space(req.argument[i + 1]))) {
-      clean = false;
-      break;
-    }
-  }
+  for (const char* q = a; q < e && clean; ++q)
+    clean = !is_space(*q) || (*q == ' ' && !is_space(q[1]));
   if (clean) return req;
   scratch.clear();
   bool in_space = false;
-  for (char c : req.argument) {
-    if (is_space(c)) {
+  for (const char* q = a; q < e; ++q) {
+    if (is_space(*q)) {
       in_space = true;
       continue;
     }
     if (in_space) scratch.push_back(' ');
     in_space = false;
-    scratch.push_back(c);
+    scratch.push_back(*q);
   }
   req.argument = scratch;
   return req;
