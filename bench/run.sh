@@ -4,7 +4,7 @@
 # server pinned to one core and the load generator to the other, several
 # rounds, medians, and ratios taken within each round.
 #
-#   bench/run.sh                      # everything, ~7 minutes
+#   bench/run.sh                      # everything, about 12 minutes
 #   RUNS=3 DURATION=2 bench/run.sh    # quicker, noisier
 #
 # Settings (environment): BUILD (build directory, release build; default
@@ -31,6 +31,7 @@ RESULTS=$OUT/results.txt
 : >"$RESULTS"
 
 # --- what is needed -------------------------------------------------------
+# shellcheck source=scripts/deps.sh disable=SC2154  # build_deps comes from deps.sh
 . "$SRC/scripts/deps.sh"
 install_missing "${build_deps[@]}" redis-server python3 util-linux procps
 if [ ! -f "$BUILD/build.ninja" ]; then
@@ -112,9 +113,9 @@ for ((r = 1; r <= RUNS; r++)); do
   for kind in $(rotate "$r" glockd echo redis); do
     start_server "$kind"
     for cfg in "c50d1 50 1" "c50d16 50 16" "c${MANY_CONNS}d1 $MANY_CONNS 1"; do
-      set -- $cfg
-      loadgen "$1.r$r" "$kind" --connections "$2" --depth "$3" --duration "$DURATION" \
-        --warmup "$WARMUP"
+      read -r name conns depth <<<"$cfg"
+      loadgen "$name.r$r" "$kind" --connections "$conns" --depth "$depth" \
+        --duration "$DURATION" --warmup "$WARMUP"
     done
     stop_server
   done

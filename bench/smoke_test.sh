@@ -29,7 +29,7 @@ expect() {
 }
 
 # A free port: glockd refuses a port in use (exit 1), so try a few.
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
+for _ in 1 2 3 4 5 6 7 8 9 10; do
   PORT=$((20000 + RANDOM % 30000))
   "$GLOCKD" --port "$PORT" --bind 127.0.0.1 --ws 0 --unix "$SOCK" >"$DIR/glockd.log" 2>&1 &
   PID=$!

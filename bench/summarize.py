@@ -49,7 +49,7 @@ def main():
         by[(r["cfg"], r["server"])].append(r)
 
     load_cfgs = sorted({r["cfg"] for r in rows if re.fullmatch(r"c\d+d\d+", r["cfg"])},
-                       key=lambda c: (len(c), c))
+                       key=lambda c: tuple(int(x) for x in re.findall(r"\d+", c)))
     print()
     print("== load: g/r on own keys (Redis: SET NX / DEL), medians over rounds ==")
     print(f"{'config':<10} {'server':<7} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} "

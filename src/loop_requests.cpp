@@ -68,8 +68,11 @@ void Loop::expire_detached(Connection& c) {
 }
 
 void Loop::consume(Connection& c, std::string_view bytes) {
+  // Bytes wait behind a blocked request, and behind the requests queued
+  // while it was blocked until resume_pipelines() has run them: a granted
+  // `w` must not let newer requests overtake older ones.
   if (c.ws) consume_ws(c, bytes);
-  else if (c.blocked) c.pending_input.append(bytes);  // waits behind the blocked request
+  else if (c.blocked || !c.pending_input.empty()) c.pending_input.append(bytes);
   else consume_lines(c, bytes);
   if (!c.out.empty()) queue_flush(c);
   if (!c.reading_paused &&

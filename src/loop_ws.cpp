@@ -88,7 +88,8 @@ void Loop::consume_ws(Connection& c, std::string_view bytes) {
 
 void Loop::on_ws_message(Connection& c, std::string_view payload) {
   // The message's end ends its last request (PROTOCOL.md section 3).
-  if (c.blocked) {
+  // Queued requests (see Loop::consume) go first.
+  if (c.blocked || !c.pending_input.empty()) {
     c.pending_input.append(payload);
     c.pending_input.push_back('\n');
     return;

@@ -184,5 +184,45 @@ class Sessions(DaemonTestCase):
         self.assertEqual(other.req("resume " + token), b"0 Resume Failure\n")
 
 
+class WaitOrdering(DaemonTestCase):
+    def test_requests_behind_a_granted_wait_keep_their_order(self):
+        """A waiter with `r K` queued behind its `w K` is granted while its
+        next `w K`/`r K` arrives: its answers must stay Get, Release, Get,
+        Release. (Regression: the new pair overtook the queued `r` when both
+        landed in one loop turn.) Background load makes such turns likely;
+        the assertion holds whatever the timing."""
+        import threading
+        d = self.daemon()
+        stop = threading.Event()
+
+        def hammer():
+            c = d.client("tcp")
+            try:
+                while not stop.is_set():
+                    c.send(b"i busy\n" * 32)
+                    c.lines(32)
+            finally:
+                c.close()
+
+        load = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in load:
+            t.start()
+        try:
+            a, b = self.client(d), self.client(d)
+            for t in range(150):
+                name = "k%d" % t
+                want = [g_ok(name), r_ok(name), g_ok(name), r_ok(name)]
+                self.assertEqual(a.req("g " + name), g_ok(name))
+                b.send(b"w 60000 %s\nr %s\n" % (name.encode(), name.encode()))
+                a.send(b"r " + name.encode() + b"\n")
+                b.send(b"w 60000 %s\nr %s\n" % (name.encode(), name.encode()))
+                self.assertEqual(a.readline(), r_ok(name))
+                self.assertEqual(b.lines(4), want, "trial %d" % t)
+        finally:
+            stop.set()
+            for t in load:
+                t.join()
+
+
 if __name__ == "__main__":
     unittest.main()
