@@ -103,14 +103,22 @@ bool lookup_command(std::string_view w, Command& out) {
   return false;
 }
 
-// One size change and two copies: answers are built on every request.
-void answer(std::string& out, std::string_view head, std::string_view name) {
-  const std::size_t at = out.size();
-  out.resize(at + head.size() + name.size() + 1);
-  char* p = out.data() + at;
-  std::memcpy(p, head.data(), head.size());
-  if (!name.empty()) std::memcpy(p + head.size(), name.data(), name.size());
-  p[head.size() + name.size()] = '\n';
+// Assembled on the stack and appended once: answers are built on every
+// request, and std::string::resize would zero the bytes before the copy.
+// The head is a literal, so its copy compiles to a few moves.
+template <std::size_t N>
+void answer(std::string& out, const char (&head)[N], std::string_view name) {
+  constexpr std::size_t kHead = N - 1;
+  char buf[160];
+  const std::size_t len = kHead + name.size() + 1;
+  if (len > sizeof buf) {
+    out.append(head, kHead).append(name).push_back('\n');
+    return;
+  }
+  std::memcpy(buf, head, kHead);
+  if (!name.empty()) std::memcpy(buf + kHead, name.data(), name.size());
+  buf[len - 1] = '\n';
+  out.append(buf, len);
 }
 
 void answer_n(std::string& out, std::uint64_t n, std::string_view head, std::string_view name) {
@@ -212,7 +220,8 @@ Outcome Protocol::wait(Session& s, Command cmd, std::string_view args, std::stri
       else answer(out, "1 Lock Get Success: ", name);
       return {};
     case LockTable::WaitStatus::Refused:
-      answer(out, shared ? "0 Shared Lock Get Failure: " : "0 Lock Get Failure: ", name);
+      if (shared) answer(out, "0 Shared Lock Get Failure: ", name);
+      else answer(out, "0 Lock Get Failure: ", name);
       return {};
     case LockTable::WaitStatus::Queued:
       break;
@@ -228,8 +237,8 @@ void Protocol::answer_grant(const Grant& g, std::string& out) {
 
 void Protocol::expire_wait(Session& s, std::string& out) {
   table_.cancel_wait(s.holdings, [&](LockKind kind, std::string_view name) {
-    answer(out, kind == LockKind::Shared ? "0 Shared Lock Get Failure: " : "0 Lock Get Failure: ",
-           name);
+    if (kind == LockKind::Shared) answer(out, "0 Shared Lock Get Failure: ", name);
+    else answer(out, "0 Lock Get Failure: ", name);
   });
 }
 
