@@ -2,6 +2,7 @@
 // per operation kind (after liburing's examples/proxy.c).
 #include "loop.hpp"
 #include "loop_internal.hpp"
+#include "verbose_events.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,31 +43,6 @@ std::string format_peer(const sockaddr_storage& ss) {
   }
   return "?";
 }
-
-// Prints events as the original glockd does under -verbose.
-class VerboseEvents final : public Events {
- public:
-  explicit VerboseEvents(const ServerView& server) : server_(server) {}
-  void obtained(ConnId c, LockKind k, std::string_view name) override {
-    spdlog::debug("{} obtained {} for {}", server_.addr(c), kind(k), name);
-  }
-  void released(ConnId c, LockKind k, std::string_view name) override {
-    spdlog::debug("{} released {} for {}", server_.addr(c), kind(k), name);
-  }
-  void orphaned(ConnId c, LockKind k, std::string_view name) override {
-    spdlog::debug("{} orphaned {} {}", server_.addr(c), kind(k), name);
-  }
-  void renamed(ConnId c, std::string_view name) override {
-    spdlog::debug("{} changed their name to '{}'", server_.addr(c), name);
-  }
-  void invalid(ConnId c, std::string_view line) override {
-    spdlog::debug("{} invalid command '{}'", server_.addr(c), line);
-  }
-
- private:
-  static const char* kind(LockKind k) { return k == LockKind::Shared ? "shared lock" : "lock"; }
-  const ServerView& server_;
-};
 
 }  // namespace
 

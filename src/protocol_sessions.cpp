@@ -1,0 +1,114 @@
+// Protocol, Part 2: waiting (w, sw) and what happens to a connection's
+// locks when it goes (orphaned, or kept for a grace period and resumed).
+#include <algorithm>
+
+#include "protocol.hpp"
+#include "protocol_internal.hpp"
+
+namespace glockd {
+
+using namespace protocol_detail;
+
+Outcome Protocol::wait(Session& s, Command cmd, std::string_view args, std::string& out) {
+  std::uint64_t limit = 0;
+  if (cmd == Command::sw) {
+    auto [word, rest] = split_word(args);
+    if (!parse_number(word, 1, 0xffffffffu, limit)) {
+      out.append("0 Bad Request: sw needs LIMIT MS NAME with LIMIT a number from 1 to 4294967295\n");
+      return {};
+    }
+    args = rest;
+  }
+  auto [ms_text, name] = split_word(args);
+  std::uint64_t ms = 0;
+  if (!parse_number(ms_text, 0, kMaxWaitMs, ms)) {
+    out.append(cmd == Command::w
+                   ? "0 Bad Request: w needs MS NAME with MS a number from 0 to 2147483647\n"
+                   : "0 Bad Request: sw needs LIMIT MS NAME with MS a number from 0 to 2147483647\n");
+    return {};
+  }
+  const auto got = table_.wait(s.id, s.holdings, name, static_cast<std::uint32_t>(limit), ms > 0);
+  const bool shared = cmd == Command::sw;
+  switch (got.status) {
+    case LockTable::WaitStatus::Granted:
+      if (events_) events_->obtained(s.id, shared ? LockKind::Shared : LockKind::Exclusive, name);
+      if (shared) answer_n(out, got.holders, " Shared Lock Get Success: ", name);
+      else answer(out, "1 Lock Get Success: ", name);
+      return {};
+    case LockTable::WaitStatus::Refused:
+      if (shared) answer(out, "0 Shared Lock Get Failure: ", name);
+      else answer(out, "0 Lock Get Failure: ", name);
+      return {};
+    case LockTable::WaitStatus::Queued:
+      break;
+  }
+  return Outcome{true, static_cast<std::uint32_t>(ms)};
+}
+
+void Protocol::answer_grant(const Grant& g, std::string& out) {
+  if (events_) events_->obtained(g.conn, g.kind, g.name);
+  if (g.kind == LockKind::Shared) answer_n(out, g.holders, " Shared Lock Get Success: ", g.name);
+  else answer(out, "1 Lock Get Success: ", g.name);
+}
+
+void Protocol::expire_wait(Session& s, std::string& out) {
+  table_.cancel_wait(s.holdings, [&](LockKind kind, std::string_view name) {
+    if (kind == LockKind::Shared) answer(out, "0 Shared Lock Get Failure: ", name);
+    else answer(out, "0 Lock Get Failure: ", name);
+  });
+}
+
+void Protocol::orphan_all(Session& s) {
+  table_.release_all(s.holdings, [&](LockKind kind, std::string_view name) {
+    if (kind == LockKind::Exclusive) ++stats_.orphans;
+    else ++stats_.shared_orphans;
+    if (events_) events_->orphaned(s.id, kind, name);
+  });
+  if (auto it = conn_token_.find(s.id); it != conn_token_.end()) {
+    token_conn_.erase(it->second);
+    conn_token_.erase(it);
+  }
+}
+
+bool Protocol::disconnect(Session& s) {
+  registry_.drop(s.id);
+  table_.cancel_wait(s.holdings, [](LockKind, std::string_view) {});
+  if (s.grace_ms > 0 && s.holdings.total() > 0) return true;
+  orphan_all(s);
+  return false;
+}
+
+void Protocol::expire_detached(Session& s) { orphan_all(s); }
+
+void Protocol::resume(Session& s, std::string_view token, std::string& out) {
+  auto it = token_conn_.find(std::string(token));
+  Session* old = it == token_conn_.end() || it->second == s.id ? nullptr
+                                                               : server_.detached(it->second);
+  if (old == nullptr) {
+    out.append("0 Resume Failure\n");
+    return;
+  }
+  const std::uint32_t ex = old->holdings.exclusive;
+  const std::uint32_t sh = old->holdings.shared;
+  table_.transfer(old->holdings, s.id, s.holdings);
+  // The token now names this connection's locks, and so does the grace.
+  const ConnId from = old->id;
+  std::string moved = std::move(conn_token_[from]);
+  conn_token_.erase(from);
+  token_conn_[moved] = s.id;
+  if (auto mine = conn_token_.find(s.id); mine != conn_token_.end()) {
+    token_conn_.erase(mine->second);
+    mine->second = std::move(moved);
+  } else {
+    conn_token_.emplace(s.id, std::move(moved));
+  }
+  s.grace_ms = std::max(s.grace_ms, old->grace_ms);
+  server_.forget_detached(from);
+  out.append("1 Resume Success: ");
+  append_decimal(out, ex);
+  out.push_back(' ');
+  append_decimal(out, sh);
+  out.push_back('\n');
+}
+
+}  // namespace glockd
