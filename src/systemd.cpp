@@ -50,7 +50,10 @@ Activation adopt_systemd_sockets(int keepalive_seconds) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     if (t != Transport::Unix) tune_tcp_listener(fd, keepalive_seconds);
     a.listeners.push_back(
-        Listener{UniqueFd{fd}, t, "systemd fd " + std::to_string(fd), {}});
+        Listener{UniqueFd{fd}, t,
+                 "systemd fd " + std::to_string(fd) +
+                     (name.empty() ? std::string(" (unnamed)") : " named " + std::string(name)),
+                 {}});
   }
   if (names) {
     for (int i = 0; i < n; ++i) std::free(names[i]);

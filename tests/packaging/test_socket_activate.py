@@ -191,7 +191,8 @@ def named_fds(tmp):
         check(f"socket activation: {n} sockets from systemd" in out,
               f"glockd adopted the {n} sockets", out)
         for name in ("unix", "tcp", "ws"):
-            check(f"({name}) ({name})" in out, f"the fd named {name} is a {name} listener", out)
+            # "listening on systemd fd N named NAME (TRANSPORT)"
+            check(f"named {name} ({name})" in out, f"the fd named {name} is a {name} listener", out)
         rc = a.stop()
         check(rc == 0, f"SIGTERM: glockd exits 0 (got {rc})", a.output())
         stopping = a.notifications("STOPPING=1")
