@@ -285,7 +285,7 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   }
   if (c.state != ConnState::Open) return;
   // The peer finished sending: answer what it sent, then close.
-  if (cqe.res == 0) return terminate(c, "closed", true);
+  if (cqe.res == 0) return terminate(c, "end of stream from the peer", true);
   if (cqe.res < 0) {
     switch (-cqe.res) {
       case ENOBUFS:  // the pool ran dry for a moment: not the peer's fault

@@ -68,6 +68,8 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   // Whatever deadline it had (a wait, an HTTP head) no longer applies.
   timers_.erase({c.deadline_ns, c.session.id});
   c.blocked = false;
+  // As the original prints it: "ADDR disconnected", then one line per orphan.
+  if (config_.verbose) spdlog::debug("{} disconnected", c.addr);
   if (protocol_->disconnect(c.session)) {
     // Dropped with `grace`: its locks wait for a `resume` until the deadline.
     c.keep_detached = true;
@@ -80,7 +82,7 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
     }
   }
   if (!table_.grants().empty()) answer_grants();
-  if (config_.verbose) spdlog::debug("{} disconnected ({})", c.addr, why);
+  if (config_.verbose) spdlog::debug("{} closed: {}", c.addr, why);
   if (c.recv_armed && !c.cancel_inflight) {
     io_uring_sqe* s = sqe();
     io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
