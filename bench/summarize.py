@@ -42,6 +42,19 @@ def fmt(v, digits=2):
     return f"{v:.{digits}f}"
 
 
+def anomalies_of(rs, keys):
+    """Non-zero totals of the given counters over rounds, and a long silence."""
+    out = []
+    for key in keys:
+        total = sum(num(r, key) or 0 for r in rs)
+        if total:
+            out.append(f"{key}={int(total)}")
+    gap = max((num(r, "max_gap_ms") or 0) for r in rs)
+    if gap >= 50:
+        out.append(f"max_gap_ms={gap:.0f}")
+    return out
+
+
 def main():
     rows = load(sys.argv[1])
     by = defaultdict(list)  # (cfg, server) -> rows
@@ -59,15 +72,9 @@ def main():
             rs = by.get((cfg, server), [])
             if not rs:
                 continue
-            anomalies = []
-            for key in ("fail", "fail_release", "errors", "disconnects", "unanswered",
-                        "connect_failures", "protocol_errors", "stalls"):
-                total = sum(num(r, key) or 0 for r in rs)
-                if total:
-                    anomalies.append(f"{key}={int(total)}")
-            gap = max((num(r, "max_gap_ms") or 0) for r in rs)
-            if gap >= 50:
-                anomalies.append(f"max_gap_ms={gap:.0f}")
+            anomalies = anomalies_of(rs, ("fail", "fail_release", "errors", "disconnects",
+                                          "unanswered", "connect_failures",
+                                          "protocol_errors", "stalls"))
             print(f"{cfg:<10} {server:<7} {fmt(med(num(r, 'rps') for r in rs)):>10} "
                   f"{fmt(med(num(r, 'p50_us') for r in rs)):>9} "
                   f"{fmt(med(num(r, 'p99_us') for r in rs)):>9} "
@@ -152,14 +159,8 @@ def main():
               f"{'srv us/req':>10} {'ok':>10} {'fail take':>10} {'fail rel':>9}  anomalies")
         for cfg in extra:
             rs = by[(cfg, "glockd")]
-            anomalies = []
-            for key in ("errors", "disconnects", "unanswered", "protocol_errors", "stalls"):
-                total = sum(num(r, key) or 0 for r in rs)
-                if total:
-                    anomalies.append(f"{key}={int(total)}")
-            gap = max((num(r, "max_gap_ms") or 0) for r in rs)
-            if gap >= 50:
-                anomalies.append(f"max_gap_ms={gap:.0f}")
+            anomalies = anomalies_of(rs, ("errors", "disconnects", "unanswered",
+                                          "protocol_errors", "stalls"))
             print(f"{cfg:<12} {fmt(med(num(r, 'rps') for r in rs)):>10} "
                   f"{fmt(med(num(r, 'p50_us') for r in rs)):>9} "
                   f"{fmt(med(num(r, 'p99_us') for r in rs)):>9} "

@@ -4,33 +4,19 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <array>
 #include <string_view>
 
 namespace glockd {
 
-namespace {
-
-constexpr std::array<std::string_view, 20> kLongFlags = {
-    "port", "bind", "unix", "unix-mode", "ws", "ws-origin", "ws-max-message", "dump",
-    "registry", "verbose", "pidfile", "max-line", "max-connections", "keepalive",
-    "version", "help", "max-waiters", "max-waiters-per-lock", "ws-handshake-timeout",
-    "http-max-header"};
-
-bool is_known_long_flag(std::string_view arg) {
-  const std::string_view name = arg.substr(0, arg.find('='));
-  return std::find(kLongFlags.begin(), kLongFlags.end(), name) != kLongFlags.end();
-}
-
-}  // namespace
-
-std::vector<std::string> normalise_go_flags(int argc, char** argv) {
+std::vector<std::string> normalise_go_flags(int argc, char** argv,
+                                            const std::vector<std::string>& long_names) {
   std::vector<std::string> out;
   out.reserve(static_cast<std::size_t>(argc));
   for (int i = 0; i < argc; ++i) {
     std::string_view arg = argv[i];
+    const std::string_view name = arg.substr(1, arg.find('=') - 1);
     if (i > 0 && arg.size() > 2 && arg[0] == '-' && arg[1] != '-' &&
-        is_known_long_flag(arg.substr(1))) {
+        std::find(long_names.begin(), long_names.end(), name) != long_names.end()) {
       out.push_back("-" + std::string(arg));
     } else {
       out.emplace_back(arg);
@@ -95,7 +81,11 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                  "Most queued w/sw requests on one lock")
       ->check(CLI::NonNegativeNumber);
 
-  std::vector<std::string> args = normalise_go_flags(argc, argv);
+  // The long names CLI11 knows, so the Go forms follow every flag defined above.
+  std::vector<std::string> long_names;
+  for (const CLI::Option* opt : app.get_options())
+    for (const std::string& n : opt->get_lnames()) long_names.push_back(n);
+  std::vector<std::string> args = normalise_go_flags(argc, argv, long_names);
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   try {

@@ -51,6 +51,8 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config);
 
 // Rewrites single-dash long flags (-port, -dump=false) to --port, --dump=false
 // so CLI11 (which wants two dashes) sees what Go's flag package accepted.
-std::vector<std::string> normalise_go_flags(int argc, char** argv);
+// long_names: the flags' names without dashes ("port", "max-line").
+std::vector<std::string> normalise_go_flags(int argc, char** argv,
+                                            const std::vector<std::string>& long_names);
 
 }  // namespace glockd

@@ -15,7 +15,7 @@ Connection& ConnectionTable::allocate() {
   Connection& c = slots_[id];
   c.session.id = id;
   c.state = ConnState::Open;
-  ++open_;
+  ++in_use_;
   return c;
 }
 
@@ -27,7 +27,7 @@ void ConnectionTable::free(Connection& c) {
   c.gen = gen;
   c.session.id = id;
   free_.push_back(id);
-  --open_;
+  --in_use_;
 }
 
 }  // namespace glockd

@@ -63,13 +63,13 @@ class ConnectionTable {
   Connection& at(ConnId id) { return slots_[id]; }
   const Connection& at(ConnId id) const { return slots_[id]; }
   std::size_t slots() const { return slots_.size(); }
-  std::size_t open() const { return open_; }
+  std::size_t in_use() const { return in_use_; }  // open, closing or detached
 
  private:
   std::deque<Connection> slots_;
   std::vector<ConnId> free_;
   std::size_t max_line_;
-  std::size_t open_ = 0;
+  std::size_t in_use_ = 0;
 };
 
 }  // namespace glockd

@@ -57,7 +57,6 @@ class LineReader {
 
   // Bytes held for an incomplete line.
   std::size_t buffered() const { return partial_.size(); }
-  std::size_t max_line() const { return max_line_; }
 
  private:
   template <class OnOverlong>

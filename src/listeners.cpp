@@ -28,8 +28,11 @@ std::string format_endpoint(const std::string& host, int port) {
   return host + ":" + std::to_string(port);
 }
 
-// Opens one TCP listener on host:port. dual_stack clears IPV6_V6ONLY.
-UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::string& error) {
+// Opens one TCP listener on host:port. dual_stack clears IPV6_V6ONLY. On
+// failure sets `error` (what to change) and `err` (the errno behind it).
+UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::string& error,
+                    int& err) {
+  err = EINVAL;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -42,7 +45,8 @@ UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::str
   }
   UniqueFd fd{::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (!fd) {
-    error = "cannot create a socket for " + format_endpoint(host, port) + ": " + errno_text(errno);
+    err = errno;
+    error = "cannot create a socket for " + format_endpoint(host, port) + ": " + errno_text(err);
     freeaddrinfo(res);
     return fd;
   }
@@ -53,7 +57,7 @@ UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::str
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
   }
   const int rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
-  const int err = errno;
+  err = errno;
   freeaddrinfo(res);
   if (rc != 0) {
     if (err == EADDRINUSE)
@@ -68,7 +72,8 @@ UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::str
     return UniqueFd{};
   }
   if (::listen(fd.get(), kListenBacklog) != 0) {
-    error = "cannot listen on " + format_endpoint(host, port) + ": " + errno_text(errno);
+    err = errno;
+    error = "cannot listen on " + format_endpoint(host, port) + ": " + errno_text(err);
     return UniqueFd{};
   }
   return fd;
@@ -79,12 +84,13 @@ UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::str
 std::string open_port(const Config& config, int port, Transport transport,
                       std::vector<Listener>& out) {
   std::string error;
+  int err = 0;
   if (config.bind.empty()) {
-    UniqueFd fd = listen_tcp("::", port, true, error);
+    UniqueFd fd = listen_tcp("::", port, true, error, err);
     std::string where = format_endpoint("::", port);
-    if (!fd && error.find("in use") == std::string::npos) {
+    if (!fd && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) {  // no IPv6 here
       error.clear();
-      fd = listen_tcp("0.0.0.0", port, false, error);
+      fd = listen_tcp("0.0.0.0", port, false, error, err);
       where = format_endpoint("0.0.0.0", port);
     }
     if (!fd) return error;
@@ -92,7 +98,7 @@ std::string open_port(const Config& config, int port, Transport transport,
     return {};
   }
   for (const std::string& host : config.bind) {
-    UniqueFd fd = listen_tcp(host, port, false, error);
+    UniqueFd fd = listen_tcp(host, port, false, error, err);
     if (!fd) return error;
     out.push_back(Listener{std::move(fd), transport, format_endpoint(host, port), {}});
   }

@@ -140,7 +140,7 @@ int Loop::run() {
   if (on_ready_) on_ready_();
 
   std::array<io_uring_cqe*, kBatch> batch{};
-  while (!stopping_ || conns_.open() > 0) {
+  while (!stopping_ || conns_.in_use() > 0) {
     if (stopping_) {
       __kernel_timespec ts{1, 0};
       io_uring_cqe* cqe = nullptr;

@@ -102,9 +102,6 @@ class Protocol {
   // The grace period of a dropped connection ended without a resume.
   void expire_detached(Session& s);
 
-  const Stats& stats() const { return stats_; }
-  const LockTable& table() const { return table_; }
-
  private:
   void answer_now(Session& s, Command cmd, std::string_view name, std::string& out);
   void resume(Session& s, std::string_view token, std::string& out);

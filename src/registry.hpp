@@ -19,7 +19,6 @@ class Registry {
   void drop(ConnId conn);
   // The registered name, or an empty optional-like nullptr when none.
   const std::string* name_of(ConnId conn) const;
-  std::size_t size() const { return by_conn_.size(); }
 
   // Visits (conn, name) in registration order.
   template <class F>

@@ -29,6 +29,18 @@ def log(msg):
     print(f"[{time.monotonic() - _t0:6.2f}s] {msg}", flush=True)
 
 
+# Checks that go on after a failure; the test exits non-zero when any failed.
+failures = []
+
+
+def check(cond, what, detail=""):
+    if cond:
+        log(f"ok: {what}")
+    else:
+        log(f"FAIL: {what}" + (f"\n{detail}" if detail else ""))
+        failures.append(what)
+
+
 def on_ci():
     return bool(os.environ.get("CI"))
 

@@ -18,19 +18,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pkgtest  # noqa: E402
-from pkgtest import log  # noqa: E402
+from pkgtest import check, failures, log  # noqa: E402
 
 MAX_EXPOSURE = 1.5
 UNITS = ["glockd.service", "glockd.socket", "glockd-tcp.socket", "glockd-ws.socket"]
-failures = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        log(f"ok: {what}")
-    else:
-        log(f"FAIL: {what}" + (f"\n{detail}" if detail else ""))
-        failures.append(what)
 
 
 def run(cmd, timeout=120):

@@ -23,19 +23,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pkgtest  # noqa: E402
-from pkgtest import log  # noqa: E402
+from pkgtest import check, failures, log  # noqa: E402
 
 GLOCKD = os.environ.get("GLOCKD_BIN")
 SSA = shutil.which("systemd-socket-activate")
-failures = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        log(f"ok: {what}")
-    else:
-        log(f"FAIL: {what}" + (f"\n{detail}" if detail else ""))
-        failures.append(what)
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):

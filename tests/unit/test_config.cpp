@@ -54,7 +54,8 @@ TEST(Config, NormaliseLeavesUnknownAndValuesAlone) {
   std::vector<std::string> args = {"glockd", "-port", "-1", "-x", "--bind", "::1"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
-  const auto out = normalise_go_flags(static_cast<int>(argv.size()), argv.data());
+  const auto out =
+      normalise_go_flags(static_cast<int>(argv.size()), argv.data(), {"port", "bind"});
   EXPECT_EQ(out, (std::vector<std::string>{"glockd", "--port", "-1", "-x", "--bind", "::1"}));
 }
 
