@@ -81,6 +81,16 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                  "Most queued w/sw requests on one lock")
       ->check(CLI::NonNegativeNumber);
 
+  app.add_option("--max-sessions", config.max_sessions,
+                 "Most sessions kept by grace (connections with grace > 0, open or dropped); "
+                 "past it grace answers '0 Bad Request: too many sessions'. 0: 10000, or "
+                 "--max-connections if lower")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--state-dir", config.state_dir,
+                 "Directory for the fencing-token high-water mark, so tokens grow across "
+                 "restarts and crashes whatever the clock does; must be writable")
+      ->type_name("DIR");
+
   // The long names CLI11 knows, so the Go forms follow every flag defined above.
   std::vector<std::string> long_names;
   for (const CLI::Option* opt : app.get_options())

@@ -40,6 +40,8 @@ struct Config {
   int keepalive_seconds = kDefaultKeepaliveSeconds;  // 0: off
   std::size_t max_waiters = kDefaultMaxWaiters;      // queued w/sw in total
   std::size_t max_waiters_per_lock = kDefaultMaxWaitersPerLock;
+  std::size_t max_sessions = 0;         // 0: 10,000, or --max-connections if lower
+  std::string state_dir;                // empty: fencing tokens seeded from the clock only
 };
 
 struct ParseOutcome {

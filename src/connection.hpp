@@ -34,8 +34,9 @@ struct Connection {
   ConnState state = ConnState::Free;
   bool recv_armed = false;      // a (multishot) recv is in flight
   bool send_inflight = false;
-  bool cancel_inflight = false;
-  bool reading_paused = false;  // too much unsent output: stop reading
+  bool hup_watch = false;       // a poll for hangup is in flight (reading paused)
+  std::uint8_t cancels = 0;     // cancel requests in flight
+  bool reading_paused = false;  // too much unsent output or queued input
   bool queued_for_flush = false;
   bool flush_on_close = false;  // Closing: send what is left, then close
   bool blocked = false;         // a w/sw waits: later requests wait behind it
@@ -50,7 +51,7 @@ struct Connection {
   std::string pending_input;  // request lines that arrived behind a blocked one
   std::unique_ptr<WebSocketState> ws;  // websocket/HTTP port only
 
-  bool idle() const { return !recv_armed && !send_inflight && !cancel_inflight; }
+  bool idle() const { return !recv_armed && !send_inflight && cancels == 0 && !hup_watch; }
   std::size_t unsent() const { return out.size() + sending.size() - sent; }
 };
 

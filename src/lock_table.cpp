@@ -160,6 +160,8 @@ void LockTable::add_hold(ConnId conn, Holdings& h, std::uint32_t e) {
   ++entry.holders;
   if (entry.kind == LockKind::Exclusive) {
     ++h.exclusive;
+    if (next_token_ >= token_limit_) [[unlikely]]
+      token_limit_ = token_reserve_->extend(next_token_);
     entry.token = next_token_++;
   } else {
     ++h.shared;

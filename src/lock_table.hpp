@@ -41,6 +41,16 @@ struct WaitLimits {
   std::size_t total = 100000;
 };
 
+// Where the table gets more fencing tokens once it has used up the block
+// it was given (TokenMark keeps them in --state-dir).
+class TokenReserve {
+ public:
+  virtual ~TokenReserve() = default;
+  // Tokens from `next` are about to be issued: reserve more and return the
+  // new end (exclusive) of what may be issued.
+  virtual std::uint64_t extend(std::uint64_t next) = 0;
+};
+
 class LockTable {
  public:
   // `first_token` seeds fencing tokens so they grow across restarts.
@@ -53,6 +63,16 @@ class LockTable {
     bool newly = false;       // it was not held by this connection before
     std::uint32_t holders = 0;  // shared: holders now; exclusive: 1 when ok
   };
+
+  // Issue tokens from `first`, asking `reserve` for more at `limit`.
+  void seed_tokens(std::uint64_t first, std::uint64_t limit, TokenReserve* reserve) {
+    next_token_ = first;
+    token_limit_ = limit;
+    token_reserve_ = reserve;
+  }
+
+  // The token the next exclusive acquisition gets.
+  std::uint64_t next_token() const { return next_token_; }
 
   Acquired acquire(ConnId conn, Holdings& h, std::string_view name);
   bool release(ConnId conn, Holdings& h, std::string_view name);
@@ -183,6 +203,8 @@ class LockTable {
   WaitLimits limits_;
   std::size_t live_[2] = {0, 0};
   std::uint64_t next_token_;
+  std::uint64_t token_limit_ = ~std::uint64_t{0};
+  TokenReserve* token_reserve_ = nullptr;
 };
 
 }  // namespace glockd

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <chrono>
@@ -105,6 +106,13 @@ void Loop::arm_recv(Connection& c) {
   c.recv_armed = true;
 }
 
+void Loop::cancel(Connection& c, Op op) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, tag(op, c.session.id, c.gen), 0);
+  io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
+  ++c.cancels;
+}
+
 void Loop::arm_signal() {
   io_uring_sqe* s = sqe();
   io_uring_prep_read(s, signal_fd_.get(), &siginfo_, sizeof siginfo_, 0);
@@ -140,11 +148,19 @@ int Loop::run() {
   if (on_ready_) on_ready_();
 
   std::array<io_uring_cqe*, kBatch> batch{};
-  while (!stopping_ || conns_.in_use() > 0) {
+  while (!stopping_ || conns_.in_use() > 0 || accepts_armed()) {
     if (stopping_) {
-      __kernel_timespec ts{1, 0};
+      // Shutdown is bounded: whatever is still in flight after kShutdownGrace
+      // (a peer that never reads, a slow cancel) is left to the ring's teardown.
+      const std::int64_t left = shutdown_deadline_ns_ - now_ns();
+      if (left <= 0) {
+        spdlog::warn("shutdown: {} connections still busy after {} ms; exiting anyway",
+                     conns_.in_use(), kShutdownGrace.count());
+        break;
+      }
+      __kernel_timespec ts{left / 1'000'000'000, left % 1'000'000'000};
       io_uring_cqe* cqe = nullptr;
-      if (io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr) == -ETIME) break;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     } else if (!timers_.empty()) {
       // Sleep no longer than the earliest waiter's deadline.
       const std::int64_t wait = std::max<std::int64_t>(0, timers_.begin()->first - now_ns());
@@ -177,10 +193,18 @@ int Loop::run() {
     end_of_turn();
   }
   io_uring_submit(&ring_);  // the last close()s
+  // Close the listeners ourselves, now that their accepts are cancelled: the
+  // ring's teardown drops its file references later, asynchronously, and a
+  // restart would find the port still bound.
   for (const Listener& l : listeners_)
     if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+  listeners_.clear();
   spdlog::info("stopped");
   return 0;
+}
+
+bool Loop::accepts_armed() const {
+  return std::find(accept_armed_.begin(), accept_armed_.end(), true) != accept_armed_.end();
 }
 
 void Loop::handle_cqe(const io_uring_cqe& cqe) {
@@ -202,6 +226,7 @@ void Loop::handle_cqe(const io_uring_cqe& cqe) {
       return;
     case Op::Recv:
     case Op::Send:
+    case Op::Hangup:
     case Op::Cancel: {
       Connection& c = conns_.at(slot);
       // A completion for a connection that has since been recycled.
@@ -212,7 +237,8 @@ void Loop::handle_cqe(const io_uring_cqe& cqe) {
       }
       if (op == Op::Recv) on_recv(c, cqe);
       else if (op == Op::Send) on_send(c, cqe);
-      else c.cancel_inflight = false;
+      else if (op == Op::Hangup) on_hangup(c, cqe);
+      else --c.cancels;
       maybe_close(c);
       return;
     }

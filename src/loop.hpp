@@ -22,6 +22,7 @@
 #include "log.hpp"
 #include "protocol.hpp"
 #include "registry.hpp"
+#include "token_mark.hpp"
 
 namespace glockd {
 
@@ -54,13 +55,16 @@ class Loop final : public ServerView {
 
  private:
   // What a submission was for; packed into user_data with slot + generation.
-  enum class Op : std::uint8_t { Accept = 1, Recv, Send, Cancel, Close, Signal, Timer };
+  enum class Op : std::uint8_t { Accept = 1, Recv, Send, Cancel, Close, Signal, Timer, Hangup };
 
   static std::uint64_t tag(Op op, std::uint32_t slot, std::uint32_t gen);
 
   io_uring_sqe* sqe();
   void arm_accept(std::size_t listener);
   void arm_recv(Connection& c);
+  void cancel(Connection& c, Op op);
+  void pause_reading(Connection& c);
+  void arm_hangup_watch(Connection& c);
   void arm_signal();
   void arm_retry_timer();
   void submit_send(Connection& c);
@@ -69,6 +73,7 @@ class Loop final : public ServerView {
   void on_accept(std::size_t listener, const io_uring_cqe& cqe);
   void on_recv(Connection& c, const io_uring_cqe& cqe);
   void on_send(Connection& c, const io_uring_cqe& cqe);
+  void on_hangup(Connection& c, const io_uring_cqe& cqe);
   void on_signal(const io_uring_cqe& cqe);
 
   void adopt(int fd, Transport transport);
@@ -95,6 +100,7 @@ class Loop final : public ServerView {
   void end_of_turn();
   void return_buffer(std::uint16_t bid);
   void begin_shutdown();
+  bool accepts_armed() const;
   void warn_limited(RateLimit& limit, const std::string& message);
 
   const Config& config_;
@@ -117,6 +123,7 @@ class Loop final : public ServerView {
   signalfd_siginfo siginfo_{};
   __kernel_timespec retry_delay_{};
 
+  TokenMark token_mark_;
   LockTable table_;
   Registry registry_;
   Stats stats_;
@@ -140,6 +147,7 @@ class Loop final : public ServerView {
   std::int64_t started_ns_ = 0;
 
   bool stopping_ = false;
+  std::int64_t shutdown_deadline_ns_ = 0;
   std::function<void()> on_ready_;
 
   RateLimit overlong_limit_;
@@ -147,6 +155,9 @@ class Loop final : public ServerView {
   RateLimit accept_error_limit_;
   RateLimit origin_limit_;
   RateLimit http_limit_;
+  RateLimit refusal_limit_;
+  void log_refusal(const Connection& c, Refusal why);
+  std::size_t max_sessions_ = 0;
 };
 
 }  // namespace glockd

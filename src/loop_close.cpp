@@ -24,6 +24,7 @@ void Loop::on_signal(const io_uring_cqe& cqe) {
 void Loop::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  shutdown_deadline_ns_ = now_ns() + std::chrono::nanoseconds(kShutdownGrace).count();
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     if (!accept_armed_[i]) continue;
     io_uring_sqe* s = sqe();
@@ -38,7 +39,10 @@ void Loop::begin_shutdown() {
       expire_detached(c);
     }
     if (c.state == ConnState::Closing) {
+      // Answers not yet sent are dropped at shutdown: a peer that does not
+      // read must not hold the exit up.
       c.flush_on_close = false;
+      if (c.send_inflight) cancel(c, Op::Send);
       maybe_close(c);
     }
   }
@@ -83,12 +87,8 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   }
   if (!table_.grants().empty()) answer_grants();
   if (config_.verbose) spdlog::debug("{} closed: {}", c.addr, why);
-  if (c.recv_armed && !c.cancel_inflight) {
-    io_uring_sqe* s = sqe();
-    io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
-    io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
-    c.cancel_inflight = true;
-  }
+  if (c.recv_armed) cancel(c, Op::Recv);
+  if (c.hup_watch) cancel(c, Op::Hangup);
 }
 
 void Loop::maybe_close(Connection& c) {

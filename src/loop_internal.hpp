@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -25,6 +26,8 @@ inline std::int64_t now_ns() {
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+// How long a shutdown waits for cancelled operations to complete.
+constexpr std::chrono::milliseconds kShutdownGrace{1000};
 constexpr std::uint32_t kNoSlot = 0xffffffffu;
 constexpr std::size_t kFdReserve = 32;   // descriptors kept for ourselves
 

@@ -1,9 +1,12 @@
 // The request side of the loop: bytes to lines to the protocol, waits
 // that block a connection's pipeline and the grants that unblock it, and
 // what the protocol asks of the server (ServerView).
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+
+#include <cstring>
 
 #include "loop.hpp"
 #include "loop_internal.hpp"
@@ -32,8 +35,11 @@ std::string Loop::new_token() {
   unsigned char raw[16];
   std::size_t got = 0;
   while (got < sizeof raw) {
-    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    // GRND_NONBLOCK: early in boot the pool may not be ready, and the loop
+    // must not sleep on it; the client gets a Bad Request instead.
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, GRND_NONBLOCK);
     if (n > 0) got += static_cast<std::size_t>(n);
+    else if (n < 0 && errno != EINTR) return {};
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string token;
@@ -42,6 +48,20 @@ std::string Loop::new_token() {
     token.push_back(kHex[b & 15]);
   }
   return token;
+}
+
+void Loop::log_refusal(const Connection& c, Refusal why) {
+  switch (why) {
+    case Refusal::None:
+      return;
+    case Refusal::TooManySessions:
+      return warn_limited(refusal_limit_, c.addr + ": refused grace: --max-sessions (" +
+                                              std::to_string(max_sessions_) +
+                                              ") sessions are kept or reserved");
+    case Refusal::NoToken:
+      return warn_limited(refusal_limit_, c.addr + ": refused session: getrandom: " +
+                                              std::strerror(errno));
+  }
 }
 
 Session* Loop::detached(ConnId conn) {
@@ -76,16 +96,37 @@ void Loop::consume(Connection& c, std::string_view bytes) {
   else consume_lines(c, bytes);
   if (!c.out.empty()) queue_flush(c);
   if (!c.reading_paused &&
-      (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput)) {
-    // The peer sends faster than we answer: stop reading until it catches up.
-    c.reading_paused = true;
-    if (c.recv_armed && !c.cancel_inflight) {
-      io_uring_sqe* s = sqe();
-      io_uring_prep_cancel64(s, tag(Op::Recv, c.session.id, c.gen), 0);
-      io_uring_sqe_set_data64(s, tag(Op::Cancel, c.session.id, c.gen));
-      c.cancel_inflight = true;
-    }
-  }
+      (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput))
+    pause_reading(c);
+}
+
+void Loop::pause_reading(Connection& c) {
+  // The peer sends faster than we answer: stop reading until it catches up.
+  // A paused peer that hangs up must still lose its locks at once, so a
+  // poll watches for its FIN or RST while the recv is off.
+  c.reading_paused = true;
+  if (c.recv_armed) cancel(c, Op::Recv);
+  if (!c.hup_watch) arm_hangup_watch(c);
+}
+
+void Loop::arm_hangup_watch(Connection& c) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_poll_add(s, c.fd, POLLRDHUP | POLLHUP | POLLERR);
+  io_uring_sqe_set_data64(s, tag(Op::Hangup, c.session.id, c.gen));
+  c.hup_watch = true;
+}
+
+void Loop::on_hangup(Connection& c, const io_uring_cqe& cqe) {
+  c.hup_watch = false;
+  if (c.state != ConnState::Open || !c.reading_paused) return;  // the recv watches again
+  // Cancelled when reading resumed, but paused again before the cancel
+  // landed: keep watching.
+  if (cqe.res == -ECANCELED) return arm_hangup_watch(c);
+  if (cqe.res < 0) return terminate(c, std::strerror(-cqe.res));
+  if (cqe.res & (POLLERR | POLLHUP)) return terminate(c, "reset by the peer while paused");
+  // A FIN: as for a peer that is read, answers already made still go out,
+  // and what it sent that we have not read is dropped with its waits.
+  terminate(c, "end of stream from the peer while paused", true);
 }
 
 void Loop::consume_lines(Connection& c, std::string_view text) {
@@ -106,6 +147,7 @@ void Loop::consume_lines(Connection& c, std::string_view text) {
           outcome = protocol_->handle_line(c.session, line, c.out);
         }
         if (!table_.grants().empty()) answer_grants();
+        if (outcome.refused != Refusal::None) log_refusal(c, outcome.refused);
         if (outcome.blocked) block(c, outcome.wait_ms);
         return !outcome.blocked;
 #endif
@@ -132,6 +174,7 @@ void Loop::maybe_resume_reading(Connection& c) {
       !c.pending_input.empty())
     return;
   c.reading_paused = false;
+  if (c.hup_watch) cancel(c, Op::Hangup);
   if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
 }
 

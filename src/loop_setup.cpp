@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 
 #include "loop.hpp"
@@ -73,6 +74,21 @@ std::string Loop::init() {
                                                   : std::min(config_.max_connections, by_fds);
   spdlog::info("open-file limit {}: serving at most {} connections", rl.rlim_cur,
                max_connections_);
+  max_sessions_ = config_.max_sessions != 0
+                      ? config_.max_sessions
+                      : std::min(kDefaultMaxSessions, config_.max_connections == 0
+                                                          ? kDefaultMaxSessions
+                                                          : config_.max_connections);
+  protocol_->set_max_sessions(max_sessions_);
+
+  if (!config_.state_dir.empty()) {
+    if (std::string err = token_mark_.open(config_.state_dir); !err.empty()) return err;
+    if (std::string err = token_mark_.start(table_.next_token()); !err.empty()) return err;
+    table_.seed_tokens(token_mark_.first(), token_mark_.mark(), &token_mark_);
+    spdlog::info("fencing tokens from {} (mark in {} was {}; reserved up to {})",
+                 token_mark_.first(), config_.state_dir, token_mark_.stored_before(),
+                 token_mark_.mark());
+  }
 
   io_uring_params p{};
   // SINGLE_ISSUER + DEFER_TASKRUN: only this thread submits, and completion

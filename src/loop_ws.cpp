@@ -145,6 +145,13 @@ std::string Loop::metrics_text() {
   in.shared_locks = table_.shared_locks();
   in.waiters = table_.waiters();
   in.detached_sessions = detached_;
+  in.sessions_reserved = protocol_->sessions_reserved();
+  in.max_sessions = max_sessions_;
+  for (std::size_t i = 0; i < conns_.slots(); ++i) {
+    const Connection& c = conns_.at(static_cast<ConnId>(i));
+    if (c.state == ConnState::Open && c.reading_paused) ++in.paused_connections;
+  }
+  in.token_mark = token_mark_.mark();
   in.lock_table_bytes = table_.memory_bytes();
   in.bytes_received = bytes_in_;
   in.bytes_sent = bytes_out_;

@@ -49,6 +49,27 @@ std::string render_metrics(const MetricsInput& in) {
   family(out, "glockd_detached_sessions", "gauge",
          "Dropped connections whose locks are kept for their grace period.");
   sample(out, "glockd_detached_sessions", in.detached_sessions);
+  family(out, "glockd_sessions", "gauge",
+         "Sessions holding a slot under --max-sessions: connections with grace > 0, open or "
+         "dropped and kept.");
+  sample(out, "glockd_sessions", in.sessions_reserved);
+  family(out, "glockd_sessions_max", "gauge", "The bound on kept sessions (--max-sessions).");
+  sample(out, "glockd_sessions_max", in.max_sessions);
+  family(out, "glockd_sessions_refused_total", "counter",
+         "grace requests refused because --max-sessions was reached.");
+  sample(out, "glockd_sessions_refused_total", in.stats->sessions_refused);
+  family(out, "glockd_session_token_failures_total", "counter",
+         "session requests refused because the kernel gave no random bytes.");
+  sample(out, "glockd_session_token_failures_total", in.stats->tokens_failed);
+  family(out, "glockd_paused_connections", "gauge",
+         "Connections whose reading is paused (unsent answers or queued requests over their "
+         "bound); each is still watched for hangup.");
+  sample(out, "glockd_paused_connections", in.paused_connections);
+  if (in.token_mark != 0) {
+    family(out, "glockd_fencing_token_mark", "gauge",
+           "Fencing tokens reserved up to here in --state-dir; a restart starts above it.");
+    sample(out, "glockd_fencing_token_mark", in.token_mark);
+  }
   family(out, "glockd_lock_table_bytes", "gauge",
          "Memory held by the lock table: entries, holds, waiters, index, names.");
   sample(out, "glockd_lock_table_bytes", in.lock_table_bytes);

@@ -149,6 +149,10 @@ Outcome Protocol::handle_line(Session& s, std::string_view line, std::string& ou
     ++stats_.commands[static_cast<std::size_t>(cmd)];
     return wait(s, cmd, req.argument, out);
   }
+  if (cmd == Command::grace || cmd == Command::session) {
+    ++stats_.commands[static_cast<std::size_t>(cmd)];
+    return cmd == Command::grace ? grace(s, req.argument, out) : session(s, out);
+  }
   answer_now(s, cmd, req.argument, out);
   return {};
 }
@@ -232,32 +236,10 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
       out.push_back('\n');
       return;
     }
-    case Command::grace: {
-      std::uint64_t ms = 0;
-      if (!parse_number(name, 0, kMaxGraceMs, ms)) {
-        out.append("0 Bad Request: grace needs MS, a number from 0 to 600000\n");
-        return;
-      }
-      s.grace_ms = static_cast<std::uint32_t>(ms);
-      out.append("1 Grace Set: ");
-      append_decimal(out, ms);
-      out.push_back('\n');
-      return;
-    }
-    case Command::session: {
-      auto it = conn_token_.find(s.id);
-      if (it == conn_token_.end()) {
-        std::string token = server_.new_token();
-        token_conn_.emplace(token, s.id);
-        it = conn_token_.emplace(s.id, std::move(token)).first;
-      }
-      out.append("1 Session: ");
-      out.append(it->second);
-      out.push_back('\n');
-      return;
-    }
     case Command::resume:
       return resume(s, name, out);
+    case Command::grace:
+    case Command::session:
     case Command::w:
     case Command::sw:
     case Command::kCount:

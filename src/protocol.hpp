@@ -31,6 +31,8 @@ struct Stats {
   std::uint64_t invalid_commands = 0;
   std::uint64_t orphans = 0;
   std::uint64_t shared_orphans = 0;
+  std::uint64_t sessions_refused = 0;  // `grace` past --max-sessions
+  std::uint64_t tokens_failed = 0;     // `session` with no randomness to be had
 };
 
 struct Features {
@@ -53,7 +55,8 @@ class ServerView {
   virtual std::string_view addr(ConnId conn) const = 0;
   // Connections open now, after taking every pending accept.
   virtual std::size_t connections_now() = 0;
-  // An unguessable session token (random, from the kernel).
+  // An unguessable session token (random, from the kernel); empty when the
+  // kernel has none to give.
   virtual std::string new_token() = 0;
   // The session of a dropped connection kept for its grace period, or null.
   virtual Session* detached(ConnId conn) = 0;
@@ -73,12 +76,19 @@ class Events {
 };
 
 
+// A request refused by a limit or a failure of the server, not by its
+// content: the loop logs these (rate limited) so an operator can tell.
+enum class Refusal : std::uint8_t { None, TooManySessions, NoToken };
+
 // What handling a line left behind: usually nothing; a `w`/`sw` that has to
 // wait blocks the connection (its later requests wait behind it) for wait_ms.
 struct Outcome {
   bool blocked = false;
   std::uint32_t wait_ms = 0;
+  Refusal refused = Refusal::None;
 };
+
+inline constexpr std::size_t kDefaultMaxSessions = 10000;
 
 class Protocol {
  public:
@@ -102,9 +112,18 @@ class Protocol {
   // The grace period of a dropped connection ended without a resume.
   void expire_detached(Session& s);
 
+  // Sessions that may be kept after a drop (--max-sessions): a slot is
+  // taken by `grace` with MS > 0, not at the drop, so a client learns at
+  // once that its locks would not be kept.
+  void set_max_sessions(std::size_t n) { max_sessions_ = n; }
+  std::size_t sessions_reserved() const { return sessions_reserved_; }
+
  private:
   void answer_now(Session& s, Command cmd, std::string_view name, std::string& out);
   void resume(Session& s, std::string_view token, std::string& out);
+  Outcome grace(Session& s, std::string_view ms, std::string& out);
+  Outcome session(Session& s, std::string& out);
+  void drop_reservation(Session& s);
   void orphan_all(Session& s);
   Outcome wait(Session& s, Command cmd, std::string_view args, std::string& out);
   void holder_name(ConnId conn, std::string& out) const;
@@ -122,6 +141,8 @@ class Protocol {
   // Session tokens handed out by `session`, both ways.
   std::unordered_map<std::string, ConnId> token_conn_;
   std::unordered_map<ConnId, std::string> conn_token_;
+  std::size_t max_sessions_ = kDefaultMaxSessions;
+  std::size_t sessions_reserved_ = 0;  // sessions with grace > 0, open or kept
 };
 
 // Splits a trimmed request into command and normalised argument (runs of

@@ -70,15 +70,66 @@ void Protocol::orphan_all(Session& s) {
   }
 }
 
+Outcome Protocol::grace(Session& s, std::string_view ms_text, std::string& out) {
+  std::uint64_t ms = 0;
+  if (!parse_number(ms_text, 0, kMaxGraceMs, ms)) {
+    out.append("0 Bad Request: grace needs MS, a number from 0 to 600000\n");
+    return {};
+  }
+  if (ms == 0) {
+    drop_reservation(s);
+  } else if (s.grace_ms == 0) {
+    if (sessions_reserved_ >= max_sessions_) {
+      ++stats_.sessions_refused;
+      out.append("0 Bad Request: too many sessions\n");
+      return Outcome{false, 0, Refusal::TooManySessions};
+    }
+    ++sessions_reserved_;
+  }
+  s.grace_ms = static_cast<std::uint32_t>(ms);
+  out.append("1 Grace Set: ");
+  append_decimal(out, ms);
+  out.push_back('\n');
+  return {};
+}
+
+Outcome Protocol::session(Session& s, std::string& out) {
+  auto it = conn_token_.find(s.id);
+  if (it == conn_token_.end()) {
+    std::string token = server_.new_token();
+    if (token.empty()) {
+      ++stats_.tokens_failed;
+      out.append("0 Bad Request: cannot make a session token (the kernel gave no random bytes)\n");
+      return Outcome{false, 0, Refusal::NoToken};
+    }
+    token_conn_.emplace(token, s.id);
+    it = conn_token_.emplace(s.id, std::move(token)).first;
+  }
+  out.append("1 Session: ");
+  out.append(it->second);
+  out.push_back('\n');
+  return {};
+}
+
+void Protocol::drop_reservation(Session& s) {
+  if (s.grace_ms == 0) return;
+  s.grace_ms = 0;
+  --sessions_reserved_;
+}
+
 bool Protocol::disconnect(Session& s) {
   registry_.drop(s.id);
   table_.cancel_wait(s.holdings, [](LockKind, std::string_view) {});
   if (s.grace_ms > 0 && s.holdings.total() > 0) return true;
+  drop_reservation(s);
   orphan_all(s);
   return false;
 }
 
-void Protocol::expire_detached(Session& s) { orphan_all(s); }
+void Protocol::expire_detached(Session& s) {
+  drop_reservation(s);
+  orphan_all(s);
+}
 
 void Protocol::resume(Session& s, std::string_view token, std::string& out) {
   auto it = token_conn_.find(std::string(token));
@@ -102,7 +153,12 @@ void Protocol::resume(Session& s, std::string_view token, std::string& out) {
   } else {
     conn_token_.emplace(s.id, std::move(moved));
   }
-  s.grace_ms = std::max(s.grace_ms, old->grace_ms);
+  // The old session's slot under --max-sessions passes to this connection,
+  // which gives back its own if it had one.
+  const std::uint32_t grace_ms = std::max(s.grace_ms, old->grace_ms);
+  drop_reservation(s);
+  s.grace_ms = grace_ms;
+  old->grace_ms = 0;
   server_.forget_detached(from);
   out.append("1 Resume Success: ");
   append_decimal(out, ex);
