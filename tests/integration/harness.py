@@ -291,10 +291,12 @@ class Daemon:
                use daemon.port / daemon.unix_path / daemon.pidfile)
     port:      a fixed port (no retry on "in use")
     umask:     the daemon's umask (-1: inherit)
+    prefix:    a command that runs the daemon (e.g. a seccomp wrapper)
     """
 
     def __init__(self, tmpdir, tcp=True, ipv6=False, unix=False, unix_path=None,
-                 pidfile=None, args=(), argv=None, port=None, name="glockd", umask=-1):
+                 pidfile=None, args=(), argv=None, port=None, name="glockd", umask=-1,
+                 prefix=()):
         self.tmpdir = tmpdir
         self.tcp = tcp
         self.ipv6 = ipv6
@@ -308,6 +310,7 @@ class Daemon:
         self.port = 0
         self.name = name
         self.umask = umask
+        self.prefix = list(prefix)
         self.proc = None
         self.stderr_path = None
         self.stdout_path = None
@@ -331,7 +334,7 @@ class Daemon:
         self._n += 1
         self.stderr_path = os.path.join(self.tmpdir, "%s.%d.stderr" % (self.name, self._n))
         self.stdout_path = os.path.join(self.tmpdir, "%s.%d.stdout" % (self.name, self._n))
-        self.argv = [BIN] + (self.argv_fn(self) if self.argv_fn else self.default_argv())
+        self.argv = self.prefix + [BIN] + (self.argv_fn(self) if self.argv_fn else self.default_argv())
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=err, start_new_session=True,

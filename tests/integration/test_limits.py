@@ -77,10 +77,10 @@ class DualStack(DaemonTestCase):
 
 class NoIoUring(unittest.TestCase):
     def run_blocked(self, errno_name):
-        helper = os.environ.get("NO_IO_URING_BIN")
+        helper = os.environ.get("FAIL_SYSCALL_BIN")
         if not helper or not os.path.exists(helper):
-            self.skipTest("NO_IO_URING_BIN (the seccomp helper) is not built")
-        p = subprocess.run([helper, errno_name, BIN, "--port", str(free_port()), "--bind",
+            self.skipTest("FAIL_SYSCALL_BIN (the seccomp helper) is not built")
+        p = subprocess.run([helper, "io_uring_setup", errno_name, BIN, "--port", str(free_port()), "--bind",
                             "127.0.0.1", "--ws", "0"],
                            capture_output=True, text=True, timeout=TIMEOUT)
         return p

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The .deb under a real systemd: boots the machine's own systemd as PID 1 in
 private pid/mount/uts/ipc/cgroup/network namespaces on a throw-away overlay of
-/ (host / untouched; ../shared/tools/systemd-boot-probe.sh is the model),
+/ (host / untouched),
 installs the package there with apt, and checks what a user of the package
 relies on: the sockets are enabled and listening, the first connection starts
 the sandboxed daemon, locks work and are orphaned on disconnect, a restart
