@@ -147,4 +147,7 @@ start_server glockd
 loadgen "maxconn" glockd --mode idle --connections $((NOFILE - 64)) --settle 1
 stop_server
 
+echo "lock lifetime (bench/lifetime.py)"
+/usr/bin/python3 "$SRC/bench/lifetime.py" "$GLOCKD" | tee "$OUT/lifetime.txt"
+
 /usr/bin/python3 "$SRC/bench/summarize.py" "$RESULTS" | tee "$OUT/summary.txt"

@@ -87,6 +87,18 @@ expect "$DIR/orphan.out" released '==' 1
 expect "$DIR/orphan.out" orphan_ms '>' 0
 expect "$DIR/orphan.out" orphan_ms '<' 10000
 
+# The lifetime figures (bench/lifetime.py), tiny: they run and every line
+# is there; the daemons it starts exit cleanly.
+LIFETIME="$(dirname "$0")/lifetime.py"
+if ! /usr/bin/python3 "$LIFETIME" "$GLOCKD" --quick >"$DIR/lifetime.out" 2>&1; then
+  fail "bench/lifetime.py exited non-zero"; sed 's/^/    /' "$DIR/lifetime.out"
+fi
+sed 's/^/lifetime: /' "$DIR/lifetime.out"
+for want in "shutdown: .*(exit 0)" "ghosts: .*free after" "over tcp: 3 of 3" "over unix: 3 of 3" \
+    "without --state-dir" "with --state-dir: next token ABOVE"; do
+  grep -q -- "$want" "$DIR/lifetime.out" || fail "bench/lifetime.py printed no line like '$want'"
+done
+
 # It never sends load anywhere but this machine.
 if "$LOADGEN" --host 192.0.2.1 --port "$PORT" --duration 0.1 >/dev/null 2>&1; then
   fail "glockd-loadgen accepted a non-loopback host"
