@@ -158,6 +158,7 @@ class Loop final : public ServerView {
   RateLimit refusal_limit_;
   void log_refusal(const Connection& c, Refusal why);
   std::size_t max_sessions_ = 0;
+  int random_errno_ = 0;  // why the last new_token() failed
 };
 
 }  // namespace glockd

@@ -39,7 +39,7 @@ std::string Loop::new_token() {
     // must not sleep on it; the client gets a Bad Request instead.
     const ssize_t n = ::getrandom(raw + got, sizeof raw - got, GRND_NONBLOCK);
     if (n > 0) got += static_cast<std::size_t>(n);
-    else if (n < 0 && errno != EINTR) return {};
+    else if (n < 0 && errno != EINTR) return random_errno_ = errno, std::string();
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string token;
@@ -60,7 +60,7 @@ void Loop::log_refusal(const Connection& c, Refusal why) {
                                               ") sessions are kept or reserved");
     case Refusal::NoToken:
       return warn_limited(refusal_limit_, c.addr + ": refused session: getrandom: " +
-                                              std::strerror(errno));
+                                              std::strerror(random_errno_));
   }
 }
 
