@@ -64,6 +64,7 @@ class Loop final : public ServerView {
   void arm_recv(Connection& c);
   void cancel(Connection& c, Op op);
   void pause_reading(Connection& c);
+  void refuse_queued_input(Connection& c);
   void arm_hangup_watch(Connection& c);
   void arm_signal();
   void arm_retry_timer();
@@ -156,6 +157,8 @@ class Loop final : public ServerView {
   RateLimit origin_limit_;
   RateLimit http_limit_;
   RateLimit refusal_limit_;
+  RateLimit queue_limit_;
+  std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
   void log_refusal(const Connection& c, Refusal why);
   std::size_t max_sessions_ = 0;
   int random_errno_ = 0;  // why the last new_token() failed

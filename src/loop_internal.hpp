@@ -18,7 +18,8 @@ constexpr std::uint16_t kBufGroup = 0;
 constexpr unsigned kBatch = 256;         // CQEs taken per peek
 // Answers waiting beyond this pause reading until the peer catches up.
 constexpr std::size_t kMaxUnsentOutput = 4 * 1024 * 1024;
-// Requests queued behind a blocked `w` beyond this pause reading too.
+// Requests queued behind a blocked `w` beyond this close the connection
+// (reading never pauses behind a wait: see Loop::refuse_queued_input).
 constexpr std::size_t kMaxPendingInput = 1024 * 1024;
 
 inline std::int64_t now_ns() {

@@ -94,16 +94,34 @@ void Loop::consume(Connection& c, std::string_view bytes) {
   if (c.ws) consume_ws(c, bytes);
   else if (c.blocked || !c.pending_input.empty()) c.pending_input.append(bytes);
   else consume_lines(c, bytes);
+  if (c.state != ConnState::Open) return;
+  if (c.pending_input.size() > kMaxPendingInput) return refuse_queued_input(c);
   if (!c.out.empty()) queue_flush(c);
-  if (!c.reading_paused &&
-      (c.unsent() > kMaxUnsentOutput || c.pending_input.size() > kMaxPendingInput))
-    pause_reading(c);
+  if (!c.reading_paused && c.unsent() > kMaxUnsentOutput) pause_reading(c);
+}
+
+void Loop::refuse_queued_input(Connection& c) {
+  // Too much queued behind a blocked wait. Reading must go on while a
+  // connection waits: a peer that exits after writing more than we read
+  // leaves its FIN behind that data in its own send queue, where no poll
+  // of ours can see it, and its locks would outlive it by minutes. So, as
+  // Redis does past client-query-buffer-limit, the connection is closed.
+  ++queue_overflows_;
+  warn_limited(queue_limit_, c.addr + ": more than " + std::to_string(kMaxPendingInput) +
+                                 " bytes of requests queued behind a wait; closed the "
+                                 "connection (its locks are released)");
+  c.pending_input.clear();
+  std::string& out = c.ws ? scratch_ : c.out;
+  out.append("0 Bad Request: too many requests queued behind a wait\n");
+  if (c.ws) frame_answer(c);
+  terminate(c, "too many requests queued behind a wait", true);
 }
 
 void Loop::pause_reading(Connection& c) {
-  // The peer sends faster than we answer: stop reading until it catches up.
+  // The peer reads slower than it asks: stop reading until it catches up.
   // A paused peer that hangs up must still lose its locks at once, so a
-  // poll watches for its FIN or RST while the recv is off.
+  // poll watches for its FIN or RST while the recv is off. (A peer that
+  // exits without reading leaves unread answers, so its kernel sends RST.)
   c.reading_paused = true;
   if (c.recv_armed) cancel(c, Op::Recv);
   if (!c.hup_watch) arm_hangup_watch(c);
@@ -170,9 +188,7 @@ void Loop::frame_answer(Connection& c) {
 }
 
 void Loop::maybe_resume_reading(Connection& c) {
-  if (!c.reading_paused || c.unsent() > kMaxUnsentOutput / 2 || c.blocked ||
-      !c.pending_input.empty())
-    return;
+  if (!c.reading_paused || c.unsent() > kMaxUnsentOutput / 2) return;
   c.reading_paused = false;
   if (c.hup_watch) cancel(c, Op::Hangup);
   if (!c.recv_armed) rearm_queue_.push_back(c.session.id);

@@ -152,6 +152,7 @@ std::string Loop::metrics_text() {
     if (c.state == ConnState::Open && c.reading_paused) ++in.paused_connections;
   }
   in.token_mark = token_mark_.mark();
+  in.queue_overflows = queue_overflows_;
   in.lock_table_bytes = table_.memory_bytes();
   in.bytes_received = bytes_in_;
   in.bytes_sent = bytes_out_;

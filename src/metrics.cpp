@@ -62,9 +62,12 @@ std::string render_metrics(const MetricsInput& in) {
          "session requests refused because the kernel gave no random bytes.");
   sample(out, "glockd_session_token_failures_total", in.stats->tokens_failed);
   family(out, "glockd_paused_connections", "gauge",
-         "Connections whose reading is paused (unsent answers or queued requests over their "
-         "bound); each is still watched for hangup.");
+         "Connections whose reading is paused (over 4 MiB of answers unsent); each is still "
+         "watched for hangup.");
   sample(out, "glockd_paused_connections", in.paused_connections);
+  family(out, "glockd_queue_overflows_total", "counter",
+         "Connections closed for queueing more than 1 MiB of requests behind a blocked wait.");
+  sample(out, "glockd_queue_overflows_total", in.queue_overflows);
   if (in.token_mark != 0) {
     family(out, "glockd_fencing_token_mark", "gauge",
            "Fencing tokens reserved up to here in --state-dir; a restart starts above it.");

@@ -13,7 +13,6 @@ from harness import (TIMEOUT, Daemon, DaemonTestCase, free_port, g_ok, i_no,
                      i_yes, r_ok)
 
 BAD_SESSIONS = b"0 Bad Request: too many sessions\n"
-QUEUED = 264000  # 4-byte lines: 7 KiB over the 1 MiB bound on queued input
 
 
 class MetricsCase(DaemonTestCase):
@@ -33,32 +32,37 @@ class MetricsCase(DaemonTestCase):
                 return float(line.split()[1])
         self.fail("no %s in /metrics" % name)
 
-    def settle_metric(self, name, value):
+    def settle_metric(self, name, value, at_least=False):
         deadline = time.monotonic() + TIMEOUT
-        while self.metric(name) != value:
+        while not (self.metric(name) >= value if at_least else self.metric(name) == value):
             if time.monotonic() > deadline:
                 self.fail("%s never reached %r (now %r)" % (name, value, self.metric(name)))
             time.sleep(0.01)
 
 
-class HangupWhilePaused(MetricsCase):
-    """Reading pauses when too much input waits behind a blocked `w` (or
-    too many answers are unsent); the peer's FIN or RST must still end the
-    connection and release its locks at once."""
+class QueuedBehindAWait(MetricsCase):
+    """Requests queued behind a blocked `w`: glockd keeps reading (so it
+    sees a hangup however much the peer wrote) and closes a connection that
+    queues more than 1 MiB. The issue's reproduction: G holds K, writes
+    `w 600000 L` and 2 MB of `i x`, then leaves."""
 
-    def blocked_and_paused(self, d):
+    def ghost_behind_a_wait(self, d, queued):
         holder, ghost, waiter, probe = (self.client(d) for _ in range(4))
         self.assertEqual(holder.req("g L"), g_ok("L"))
         self.assertEqual(ghost.req("g K"), g_ok("K"))
-        # The wait, then just over 1 MiB of requests queued behind it: enough
-        # to pause reading, little enough that the rest and the FIN fit in
-        # the kernel's buffers (a FIN stuck in the peer's send queue can
-        # only be seen through keepalive: README).
-        ghost.send(b"w 600000 L\n" + b"i x\n" * QUEUED)
-        self.settle_metric("glockd_paused_connections", 1)
+        ghost.send(b"w 600000 L\n")
+        self.settle_metric("glockd_waiters", 1)
         waiter.send(b"w 600000 L\n")
         self.settle_metric("glockd_waiters", 2)
-        self.assertEqual(probe.req("i K"), i_yes("K"))
+        ghost.sock.setblocking(False)
+        sent = 0
+        data = b"i x\n" * (queued // 4)
+        try:
+            while sent < len(data):  # as much as the kernel takes, not more
+                sent += ghost.sock.send(data[sent:sent + 65536])
+        except (BlockingIOError, ConnectionResetError, BrokenPipeError):
+            pass
+        ghost.sock.setblocking(True)
         return holder, ghost, waiter, probe
 
     def check_gone(self, holder, waiter, probe):
@@ -69,48 +73,87 @@ class HangupWhilePaused(MetricsCase):
         self.settle_metric("glockd_waiters", 1)
         self.assertEqual(holder.req("r L"), r_ok("L"))
         self.assertEqual(waiter.readline(), g_ok("L"))
-        self.assertEqual(self.metric("glockd_paused_connections"), 0)
 
-    def test_fin_behind_a_blocked_wait_releases_the_locks(self):
+    def test_fin_after_2_mb_behind_a_wait_releases_the_locks(self):
         d = self.daemon()
-        holder, ghost, waiter, probe = self.blocked_and_paused(d)
+        holder, ghost, waiter, probe = self.ghost_behind_a_wait(d, 2 << 20)
         ghost.close()
         self.check_gone(holder, waiter, probe)
 
-    def test_reset_behind_a_blocked_wait_releases_the_locks(self):
+    def test_reset_after_2_mb_behind_a_wait_releases_the_locks(self):
         d = self.daemon()
-        holder, ghost, waiter, probe = self.blocked_and_paused(d)
+        holder, ghost, waiter, probe = self.ghost_behind_a_wait(d, 2 << 20)
         ghost.reset()
         self.check_gone(holder, waiter, probe)
 
-    def test_half_close_with_unread_answers_releases_the_locks(self):
-        # Answers pile up unread (a few bytes of `d` make kilobytes of
-        # answer), reading pauses; then the peer shuts down its side.
+    def test_fin_after_a_little_behind_a_wait_releases_the_locks(self):
         d = self.daemon()
+        holder, ghost, waiter, probe = self.ghost_behind_a_wait(d, 64 << 10)
+        ghost.close()
+        self.check_gone(holder, waiter, probe)
+
+    def test_over_the_bound_is_refused_with_an_answer_and_logged(self):
+        d = self.daemon()
+        holder, ghost, waiter, probe = self.ghost_behind_a_wait(d, 2 << 20)
+        self.assertEqual(ghost.readline(),
+                         b"0 Bad Request: too many requests queued behind a wait\n")
+        # Then the end: EOF, or RST as the daemon closes with the rest of
+        # the 2 MB unread.
+        try:
+            self.assertEqual(ghost.expect_eof(), b"")
+        except AssertionError as e:
+            self.assertIn("reset", str(e))
+        self.check_gone(holder, waiter, probe)
+        self.assertEqual(self.metric("glockd_queue_overflows_total"), 1)
+        self.wait_log(d, "bytes of requests queued behind a wait; closed the connection")
+
+    def test_under_the_bound_every_request_is_answered_in_order(self):
+        d = self.daemon()
+        holder, slow, probe = self.client(d), self.client(d), self.client(d)
+        self.assertEqual(holder.req("g L"), g_ok("L"))
+        self.assertEqual(slow.req("g K"), g_ok("K"))
+        queued = (1 << 20) // 4 - 1000  # just under 1 MiB of `i K`
+        slow.send(b"w 600000 L\n" + b"i K\n" * queued)
+        # Everything read (the counter also counts the /metrics requests).
+        self.settle_metric("glockd_received_bytes_total", 11 + 4 * queued + 8, at_least=True)
+        self.assertEqual(probe.req("i K"), i_yes("K"))
+        self.assertEqual(holder.req("r L"), r_ok("L"))
+        self.assertEqual(slow.readline(), g_ok("L"))
+        for _ in range(queued):
+            self.assertEqual(slow.readline(), i_yes("K"))
+        self.assertEqual(slow.req("r K"), r_ok("K"))
+        self.assertEqual(probe.q()["orphans"], 0)
+
+
+class HangupWhilePaused(MetricsCase):
+    """Reading pauses while more than 4 MiB of answers wait unread; the
+    peer's FIN or RST must still end the connection and release its locks."""
+
+    def hog_paused(self, d):
         hog, probe = self.client(d), self.client(d)
+        # A few bytes of `d` make kilobytes of answer.
         hog.send(b"".join(b"g %s%03d\n" % (b"n" * 100, k) for k in range(100)))
         hog.lines(100)
         self.assertEqual(hog.req("g K"), g_ok("K"))
         hog.send(b"d\n" * 2000)
         self.settle_metric("glockd_paused_connections", 1)
+        return hog, probe
+
+    def test_half_close_with_unread_answers_releases_the_locks(self):
+        d = self.daemon()
+        hog, probe = self.hog_paused(d)
         hog.sock.shutdown(socket.SHUT_WR)
         self.wait_answer(probe, "i K", i_no("K"))
         self.settle(probe, connections=1, locks=0, orphans=101)
 
-    def test_a_paused_reader_that_stays_keeps_its_locks(self):
+    def test_a_paused_reader_that_reads_keeps_its_locks(self):
         # The watch must not mistake a slow reader for a gone one.
         d = self.daemon()
-        holder, slow, probe = self.client(d), self.client(d), self.client(d)
-        self.assertEqual(holder.req("g L"), g_ok("L"))
-        self.assertEqual(slow.req("g K"), g_ok("K"))
-        slow.send(b"w 600000 L\n" + b"i K\n" * QUEUED)
-        self.settle_metric("glockd_paused_connections", 1)
-        self.assertEqual(probe.req("i K"), i_yes("K"))
-        self.assertEqual(holder.req("r L"), r_ok("L"))
-        self.assertEqual(slow.readline(), g_ok("L"))
-        for _ in range(QUEUED):
-            self.assertEqual(slow.readline(), i_yes("K"))
-        self.assertEqual(slow.req("r K"), r_ok("K"))
+        hog, probe = self.hog_paused(d)
+        answer_lines = 2000 * 101
+        for _ in range(answer_lines):
+            hog.readline()
+        self.assertEqual(hog.req("i K"), i_yes("K"))
         self.assertEqual(probe.q()["orphans"], 0)
         self.assertEqual(self.metric("glockd_paused_connections"), 0)
 
