@@ -105,14 +105,44 @@ std::string open_port(const Config& config, int port, Transport transport,
   return {};
 }
 
+bool fill_sun_path(sockaddr_un& addr, const std::string& path) {
+  addr = sockaddr_un{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+std::string bind_error(const std::string& path, int err) {
+  if (err == ENOENT) return "--unix " + path + ": the directory does not exist; create it first";
+  if (err == EACCES)
+    return "--unix " + path + ": no permission to create it; choose a writable directory";
+  return "--unix " + path + ": " + errno_text(err);
+}
+
+// Restores the umask it replaced when it goes out of scope.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+// The socket file must never exist under its name with another mode than
+// --unix-mode (bind creates it 0777 & ~umask), so the socket is bound to a
+// temporary name in the same directory, given its mode, made to listen and
+// only then renamed onto the real path. rename() is atomic and replaces a
+// stale socket file in the same step.
 std::string open_unix(const Config& config, std::vector<Listener>& out) {
   const std::string& path = config.unix_path;
   sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
+  if (!fill_sun_path(addr, path))
     return "--unix " + path + ": path too long (at most " +
            std::to_string(sizeof addr.sun_path - 1) + " bytes)";
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
   struct stat st{};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -125,28 +155,40 @@ std::string open_unix(const Config& config, std::vector<Listener>& out) {
              ": another server is listening there; stop it or choose another path";
     if (errno != ECONNREFUSED)
       return "--unix " + path + ": cannot check the existing socket: " + errno_text(errno);
-    ::unlink(path.c_str());
   }
+
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+  const std::string tmp = dir + ".glockd." + std::to_string(::getpid()) + ".tmp";
+  sockaddr_un tmp_addr{};
+  const bool via_tmp = fill_sun_path(tmp_addr, tmp);
+
   UniqueFd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (!fd) return "cannot create a unix socket: " + errno_text(errno);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    const int err = errno;
-    if (err == ENOENT)
-      return "--unix " + path + ": the directory does not exist; create it first";
-    if (err == EACCES)
-      return "--unix " + path + ": no permission to create it; choose a writable directory";
-    return "--unix " + path + ": " + errno_text(err);
-  }
-  if (::chmod(path.c_str(), config.unix_mode) != 0) {
-    const int err = errno;
+  if (via_tmp) {
+    // A leftover of a killed glockd that had our pid: the name is ours.
+    ::unlink(tmp.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr) != 0)
+      return bind_error(path, errno);
+  } else {
+    // The temporary name would not fit in sun_path: bind the real path
+    // under a umask that yields the permission bits asked for. The stale
+    // file, if any, has to go first; this path is not atomic.
     ::unlink(path.c_str());
-    return "--unix " + path + ": cannot set its mode: " + errno_text(err);
+    const ScopedUmask mask(static_cast<mode_t>(~config.unix_mode & 0777));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      return bind_error(path, errno);
   }
-  if (::listen(fd.get(), kListenBacklog) != 0) {
+  const std::string& bound = via_tmp ? tmp : path;
+  const auto give_up = [&](const char* what) {
     const int err = errno;
-    ::unlink(path.c_str());
-    return "--unix " + path + ": cannot listen: " + errno_text(err);
-  }
+    ::unlink(bound.c_str());
+    return "--unix " + path + ": " + what + ": " + errno_text(err);
+  };
+  if (::chmod(bound.c_str(), config.unix_mode) != 0) return give_up("cannot set its mode");
+  if (::listen(fd.get(), kListenBacklog) != 0) return give_up("cannot listen");
+  if (via_tmp && ::rename(tmp.c_str(), path.c_str()) != 0)
+    return give_up("cannot move the socket into place");
   out.push_back(Listener{std::move(fd), Transport::Unix, path, path});
   return {};
 }

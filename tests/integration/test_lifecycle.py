@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -88,6 +89,39 @@ class UnixSocket(DaemonTestCase):
                 self.assertEqual(u.req("g m"), g_ok("m"))
                 d.stop()
                 self.assertFalse(os.path.exists(path))
+
+    def test_unix_socket_never_seen_with_another_mode(self):
+        # bind() creates the file with 0777 & ~umask; the asked mode must be
+        # in place before the file appears under its name. A thread lstat()s
+        # the path as fast as it can from before the start until READY=1.
+        path = os.path.join(self.tmp, "watched.sock")
+        seen = {}
+        for k in range(40):
+            d = Daemon(self.tmp, tcp=False, unix=True, unix_path=path, umask=0o022,
+                       args=["--unix-mode", "0600"], name="w%d" % k)
+            self.addCleanup(d.kill)
+            done = threading.Event()
+
+            def watch():
+                while not done.is_set():
+                    try:
+                        mode = stat.S_IMODE(os.lstat(path).st_mode)
+                    except FileNotFoundError:
+                        continue
+                    seen[mode] = seen.get(mode, 0) + 1
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                d.start()
+            finally:
+                done.set()
+                watcher.join(TIMEOUT)
+            self.assertEqual(stat.S_IMODE(os.lstat(path).st_mode), 0o600)
+            d.stop()
+            self.assertFalse(os.path.exists(path))
+        self.assertEqual({oct(m): n for m, n in seen.items()}, {"0o600": seen.get(0o600)},
+                         "modes seen at %s during 40 starts (mode: times seen)" % path)
 
     def test_unix_mode_despite_umask(self):
         d = self.daemon(unix=True, umask=0o077)
