@@ -12,8 +12,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace glockd {
 
@@ -22,6 +27,39 @@ namespace {
 constexpr int kListenBacklog = 4096;
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+// A glockd that was just killed keeps its listeners for some milliseconds
+// after it has been reaped (io_uring drops their file references from a
+// kernel worker), so a restart at once would find its port bound or its
+// socket accepting. A port or socket is believed taken only once it has
+// stayed so for this long.
+constexpr auto kBusyRetryFor = std::chrono::milliseconds(1000);
+
+// The time left to retry something busy: `again` says so (once) and sleeps
+// `step`, doubled each time with `backoff`, never past the deadline.
+class BusyRetry {
+ public:
+  BusyRetry(std::chrono::milliseconds step, bool backoff)
+      : step_(step), backoff_(backoff), deadline_(Clock::now() + kBusyRetryFor) {}
+
+  // False once the time is up.
+  bool again(const std::string& what) {
+    const auto now = Clock::now();
+    if (now >= deadline_) return false;
+    if (!logged_) spdlog::info("{}; retrying for 1 s", what);
+    logged_ = true;
+    std::this_thread::sleep_for(std::min<Clock::duration>(step_, deadline_ - now));
+    if (backoff_) step_ *= 2;
+    return true;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds step_;
+  bool backoff_;
+  Clock::time_point deadline_;
+  bool logged_ = false;
+};
 
 std::string format_endpoint(const std::string& host, int port) {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
@@ -56,8 +94,14 @@ UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::str
     const int v6only = dual_stack ? 0 : 1;
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
   }
-  const int rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
-  err = errno;
+  int rc = 0;
+  for (BusyRetry retry(std::chrono::milliseconds(10), false);;) {
+    rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
+    err = rc == 0 ? 0 : errno;
+    if (err != EADDRINUSE ||
+        !retry.again("port " + std::to_string(port) + " on " + host + " in use"))
+      break;
+  }
   freeaddrinfo(res);
   if (rc != 0) {
     if (err == EADDRINUSE)
@@ -132,6 +176,18 @@ class ScopedUmask {
   mode_t old_;
 };
 
+// 0 when something listens on the unix socket at addr, else the errno of the
+// connect (ECONNREFUSED: a stale file). Non-blocking: a listener whose
+// backlog is full (EAGAIN) must not hang the start.
+int probe_unix(const sockaddr_un& addr) {
+  UniqueFd probe{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  if (!probe) return errno;
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
+      errno == EAGAIN)
+    return 0;
+  return errno;
+}
+
 // The socket file must never exist under its name with another mode than
 // --unix-mode (bind creates it 0777 & ~umask), so the socket is bound to a
 // temporary name in the same directory, given its mode, made to listen and
@@ -149,12 +205,17 @@ std::string open_unix(const Config& config, std::vector<Listener>& out) {
     if (!S_ISSOCK(st.st_mode))
       return "--unix " + path + ": exists and is not a socket; remove it or choose another path";
     // A socket file: live if someone accepts on it, stale after a crash.
-    UniqueFd probe{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
-      return "--unix " + path +
-             ": another server is listening there; stop it or choose another path";
-    if (errno != ECONNREFUSED)
-      return "--unix " + path + ": cannot check the existing socket: " + errno_text(errno);
+    // Each probe is a connection the server there sees (or one more in its
+    // backlog if it does not accept), so they thin out: 8 in the second.
+    for (BusyRetry retry(std::chrono::milliseconds(10), true);;) {
+      const int err = probe_unix(addr);
+      if (err == ECONNREFUSED || err == ENOENT) break;  // stale, or gone meanwhile
+      if (err != 0)
+        return "--unix " + path + ": cannot check the existing socket: " + errno_text(err);
+      if (!retry.again("--unix " + path + ": a server still accepts there"))
+        return "--unix " + path +
+               ": another server is listening there; stop it or choose another path";
+    }
   }
 
   const std::size_t slash = path.rfind('/');

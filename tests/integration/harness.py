@@ -361,7 +361,7 @@ class Daemon:
             self.port = self.fixed_port if self.fixed_port is not None else (
                 free_port() if self.tcp else 0)
             self.spawn()
-            why = self._wait_ready()
+            why = self.wait_ready()
             if why is None:
                 return self
             if "in use" in why.lower() and attempt + 1 < attempts:
@@ -370,7 +370,7 @@ class Daemon:
                                  % (why, self.argv, tail(self.stderr())))
         raise AssertionError("unreachable")
 
-    def _wait_ready(self):
+    def wait_ready(self):
         """None once the daemon sent READY=1, else why not (it exited, or
         the deadline passed and it was killed)."""
         deadline = time.monotonic() + TIMEOUT
@@ -554,6 +554,9 @@ class DaemonTestCase(unittest.TestCase):
     def wait_log(self, d, text):
         deadline = time.monotonic() + TIMEOUT
         while text not in d.stderr():
+            if not d.running() and text not in d.stderr():  # nothing more will come
+                self.fail("log never contained %r; exited with %r; stderr:\n%s"
+                          % (text, d.proc.returncode, tail(d.stderr())))
             if time.monotonic() > deadline:
                 self.fail("log never contained %r; stderr:\n%s" % (text, tail(d.stderr())))
             time.sleep(0.02)
