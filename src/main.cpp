@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   setup_logging(config.verbose);
-  // From here on SIGTERM/SIGINT wait for the loop, which shuts down cleanly.
-  block_shutdown_signals();
+  // From here on SIGTERM/SIGINT/SIGQUIT wait for the loop, which shuts down
+  // cleanly.
+  take_over_signals();
 
   // The pidfile first: a second instance must name the pidfile, not the port.
   Pidfile pidfile;

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (TIMEOUT, Daemon, DaemonTestCase, DISABLED, OK, free_port,  # noqa: E402
-                     g_ok, i_no, i_yes, sg_ok)
+                     g_fail, g_ok, i_no, i_yes, r_ok, sg_ok, si_yes, sr_ok)
 
 
 def listening_tcp(pid):
@@ -229,7 +229,8 @@ class UnixSocket(DaemonTestCase):
 class Signals(DaemonTestCase):
 
     def _with_clients(self, sig):
-        d = self.daemon(unix=True)
+        d = self.daemon(unix=True, pidfile=True)
+        self.wait_pidfile(d)
         t1, t2, u = self.client(d), self.client(d), self.client(d, "unix")
         self.assertEqual(t1.req("g held"), g_ok("held"))
         self.assertEqual(u.req("sg shared"), sg_ok(1, "shared"))
@@ -237,13 +238,63 @@ class Signals(DaemonTestCase):
         d.stop(sig)     # asserts exit code 0 and no sanitizer report
         for c in (t1, t2, u):
             self.assertEqual(c.expect_eof(), b"")
-        self.assertFalse(os.path.exists(d.unix_path))
+        self.assertFalse(os.path.exists(d.unix_path), "unix socket file left behind")
+        self.assertFalse(os.path.exists(d.pidfile), "pidfile left behind")
 
     def test_sigterm_with_clients(self):
         self._with_clients(signal.SIGTERM)
 
     def test_sigint_with_clients(self):
         self._with_clients(signal.SIGINT)
+
+    def test_sigquit_with_clients(self):
+        # SIGQUIT stops it like SIGTERM (by default it would dump core).
+        self._with_clients(signal.SIGQUIT)
+
+    def test_sighup_keeps_serving_and_every_lock(self):
+        d = self.daemon(unix=True, pidfile=True)
+        self.wait_pidfile(d)
+        t1, t2, u = self.client(d), self.client(d), self.client(d, "unix")
+        self.assertEqual(t1.req("g held"), g_ok("held"))
+        self.assertEqual(u.req("sg shared"), sg_ok(1, "shared"))
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log(d, "received SIGHUP from pid %d: nothing to reload yet (SIGHUP will "
+                      "reload certificates in a later release)" % os.getpid())
+        self.assertTrue(d.running())
+        self.assertTrue(os.path.exists(d.unix_path), "unix socket file removed")
+        self.assertEqual(self.wait_pidfile(d).strip(), str(d.proc.pid))
+        # The same holders still hold, and a new client is served.
+        self.assertEqual(t2.req("g held"), g_fail("held"))
+        self.assertEqual(t2.req("si shared"), si_yes(1, "shared"))
+        self.assertEqual(t1.req("r held"), r_ok("held"))
+        self.assertEqual(u.req("sr shared"), sr_ok("shared"))
+        self.serving(d, "unix")
+        self.assertEqual(t2.req("g held"), g_ok("held"))
+        d.stop(signal.SIGTERM)
+        self.assertFalse(os.path.exists(d.unix_path), "unix socket file left behind")
+        self.assertFalse(os.path.exists(d.pidfile), "pidfile left behind")
+
+    # Each of these ends or stops a process by default; glockd ignores them.
+    IGNORED = ["SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXFSZ", "SIGPIPE",
+               "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGIO", "SIGPWR", "SIGSTKFLT", "SIGRTMIN",
+               "SIGRTMAX"]
+
+    def test_ignored_signals_keep_serving_and_every_lock(self):
+        for name in self.IGNORED:
+            with self.subTest(signal=name):
+                # session=False: in an orphaned process group (a session of
+                # its own) the kernel would discard SIGTSTP/SIGTTIN/SIGTTOU
+                # itself, and this test could not fail for them.
+                d = self.daemon(session=False, name=name)
+                holder, other = self.client(d), self.client(d)
+                self.assertEqual(holder.req("g held"), g_ok("held"))
+                d.proc.send_signal(getattr(signal, name))
+                # An answer after the signal was sent: it did not end or
+                # stop the process (either happens before it runs again).
+                self.assertEqual(other.req("g held"), g_fail("held"))
+                self.assertEqual(holder.req("i held"), i_yes("held"))
+                self.assertTrue(d.running())
+                d.stop()
 
     def test_sigterm_with_client_not_reading(self):
         d = self.daemon()
