@@ -20,6 +20,8 @@
 #include <cstring>
 #include <thread>
 
+#include "crash.hpp"
+
 namespace glockd {
 
 namespace {
@@ -241,15 +243,25 @@ std::string open_unix(const Config& config, std::vector<Listener>& out) {
       return bind_error(path, errno);
   }
   const std::string& bound = via_tmp ? tmp : path;
+  remove_on_crash(bound);
   const auto give_up = [&](const char* what) {
     const int err = errno;
+    keep_on_crash(bound);
     ::unlink(bound.c_str());
     return "--unix " + path + ": " + what + ": " + errno_text(err);
   };
   if (::chmod(bound.c_str(), config.unix_mode) != 0) return give_up("cannot set its mode");
   if (::listen(fd.get(), kListenBacklog) != 0) return give_up("cannot listen");
-  if (via_tmp && ::rename(tmp.c_str(), path.c_str()) != 0)
-    return give_up("cannot move the socket into place");
+  if (via_tmp) {
+    // Registered first: a crash in between removes at worst the stale file
+    // this replaces.
+    remove_on_crash(path);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      keep_on_crash(path);  // no system call: errno is still rename's
+      return give_up("cannot move the socket into place");
+    }
+    keep_on_crash(tmp);
+  }
   out.push_back(Listener{std::move(fd), Transport::Unix, path, path});
   return {};
 }
@@ -325,11 +337,13 @@ std::string Pidfile::acquire(const std::string& path) {
     return "--pidfile " + path + ": cannot write it: " + errno_text(errno);
   fd_ = std::move(fd);
   path_ = path;
+  remove_on_crash(path_);
   return {};
 }
 
 void Pidfile::remove() {
   if (!fd_) return;
+  keep_on_crash(path_);
   ::unlink(path_.c_str());
   fd_.reset();
   path_.clear();

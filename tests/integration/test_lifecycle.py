@@ -4,6 +4,7 @@
 
 import os
 import re
+import resource
 import signal
 import socket
 import stat
@@ -13,8 +14,9 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (TIMEOUT, Daemon, DaemonTestCase, DISABLED, OK, free_port,  # noqa: E402
-                     g_fail, g_ok, i_no, i_yes, r_ok, sg_ok, si_yes, sr_ok)
+from harness import (BIN, TIMEOUT, Daemon, DaemonTestCase, DISABLED, OK, free_port,  # noqa: E402
+                     check_sanitizer_output, g_fail, g_ok, i_no, i_yes, r_ok, sg_ok, si_yes,
+                     sr_ok)
 
 
 def listening_tcp(pid):
@@ -334,6 +336,48 @@ class Signals(DaemonTestCase):
                                 % (k, signal.Signals(sig).name, rc,
                                    os.path.exists(d.unix_path), os.path.exists(d.pidfile)))
         self.assertEqual(failures, [], "\n".join(failures))
+
+
+class Crash(DaemonTestCase):
+    """A fatal signal still removes the unix socket file and the pidfile,
+    and the process still dies by that signal."""
+
+    FATAL = ["SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGXCPU"]
+
+    def test_fatal_signal_removes_files_and_dies_by_it(self):
+        for name in self.FATAL:
+            sig = getattr(signal, name)
+            with self.subTest(signal=name):
+                d = self.daemon(unix=True, pidfile=True, name=name)
+                self.wait_pidfile(d)
+                c = self.client(d, "unix")
+                self.assertEqual(c.req("g held"), g_ok("held"))
+                # No core file in the test's directory (core_pattern "core").
+                resource.prlimit(d.proc.pid, resource.RLIMIT_CORE, (0, 0))
+                d.proc.send_signal(sig)
+                rc = d.proc.wait(TIMEOUT)
+                self.assertEqual(rc, -sig, "exit status %r, not killed by %s\nstderr:\n%s"
+                                 % (rc, name, d.stderr()))
+                self.assertFalse(os.path.exists(d.unix_path), "unix socket file left behind")
+                self.assertFalse(os.path.exists(d.pidfile), "pidfile left behind")
+                # A signal sent from outside is no memory error: a sanitizer
+                # build must not report one either.
+                check_sanitizer_output(d.stderr())
+
+    def test_files_removed_when_io_uring_is_refused(self):
+        # The listeners and the pidfile exist before the ring is set up.
+        helper = os.environ.get("FAIL_SYSCALL_BIN")
+        if not helper or not os.path.exists(helper):
+            self.skipTest("FAIL_SYSCALL_BIN (the seccomp helper) is not built")
+        path = os.path.join(self.tmp, "noring.sock")
+        pidfile = os.path.join(self.tmp, "noring.pid")
+        p = subprocess.run([helper, "io_uring_setup", "EPERM", BIN, "--port", "0", "--ws", "0",
+                            "--unix", path, "--pidfile", pidfile],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("io_uring", p.stderr)
+        self.assertFalse(os.path.exists(path), "unix socket file left behind")
+        self.assertFalse(os.path.exists(pidfile), "pidfile left behind")
 
 
 class Pidfile(DaemonTestCase):
