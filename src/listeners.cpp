@@ -12,8 +12,15 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
+
+#include "crash.hpp"
 
 namespace glockd {
 
@@ -22,6 +29,39 @@ namespace {
 constexpr int kListenBacklog = 4096;
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+// A glockd that was just killed keeps its listeners for some milliseconds
+// after it has been reaped (io_uring drops their file references from a
+// kernel worker), so a restart at once would find its port bound or its
+// socket accepting. A port or socket is believed taken only once it has
+// stayed so for this long.
+constexpr auto kBusyRetryFor = std::chrono::milliseconds(1000);
+
+// The time left to retry something busy: `again` says so (once) and sleeps
+// `step`, doubled each time with `backoff`, never past the deadline.
+class BusyRetry {
+ public:
+  BusyRetry(std::chrono::milliseconds step, bool backoff)
+      : step_(step), backoff_(backoff), deadline_(Clock::now() + kBusyRetryFor) {}
+
+  // False once the time is up.
+  bool again(const std::string& what) {
+    const auto now = Clock::now();
+    if (now >= deadline_) return false;
+    if (!logged_) spdlog::info("{}; retrying for 1 s", what);
+    logged_ = true;
+    std::this_thread::sleep_for(std::min<Clock::duration>(step_, deadline_ - now));
+    if (backoff_) step_ *= 2;
+    return true;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds step_;
+  bool backoff_;
+  Clock::time_point deadline_;
+  bool logged_ = false;
+};
 
 std::string format_endpoint(const std::string& host, int port) {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
@@ -56,8 +96,14 @@ UniqueFd listen_tcp(const std::string& host, int port, bool dual_stack, std::str
     const int v6only = dual_stack ? 0 : 1;
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
   }
-  const int rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
-  err = errno;
+  int rc = 0;
+  for (BusyRetry retry(std::chrono::milliseconds(10), false);;) {
+    rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
+    err = rc == 0 ? 0 : errno;
+    if (err != EADDRINUSE ||
+        !retry.again("port " + std::to_string(port) + " on " + host + " in use"))
+      break;
+  }
   freeaddrinfo(res);
   if (rc != 0) {
     if (err == EADDRINUSE)
@@ -105,47 +151,116 @@ std::string open_port(const Config& config, int port, Transport transport,
   return {};
 }
 
+bool fill_sun_path(sockaddr_un& addr, const std::string& path) {
+  addr = sockaddr_un{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+std::string bind_error(const std::string& path, int err) {
+  if (err == ENOENT) return "--unix " + path + ": the directory does not exist; create it first";
+  if (err == EACCES)
+    return "--unix " + path + ": no permission to create it; choose a writable directory";
+  return "--unix " + path + ": " + errno_text(err);
+}
+
+// Restores the umask it replaced when it goes out of scope.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+// 0 when something listens on the unix socket at addr, else the errno of the
+// connect (ECONNREFUSED: a stale file). Non-blocking: a listener whose
+// backlog is full (EAGAIN) must not hang the start.
+int probe_unix(const sockaddr_un& addr) {
+  UniqueFd probe{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  if (!probe) return errno;
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
+      errno == EAGAIN)
+    return 0;
+  return errno;
+}
+
+// The socket file must never exist under its name with another mode than
+// --unix-mode (bind creates it 0777 & ~umask), so the socket is bound to a
+// temporary name in the same directory, given its mode, made to listen and
+// only then renamed onto the real path. rename() is atomic and replaces a
+// stale socket file in the same step.
 std::string open_unix(const Config& config, std::vector<Listener>& out) {
   const std::string& path = config.unix_path;
   sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
+  if (!fill_sun_path(addr, path))
     return "--unix " + path + ": path too long (at most " +
            std::to_string(sizeof addr.sun_path - 1) + " bytes)";
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
   struct stat st{};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
       return "--unix " + path + ": exists and is not a socket; remove it or choose another path";
     // A socket file: live if someone accepts on it, stale after a crash.
-    UniqueFd probe{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
-      return "--unix " + path +
-             ": another server is listening there; stop it or choose another path";
-    if (errno != ECONNREFUSED)
-      return "--unix " + path + ": cannot check the existing socket: " + errno_text(errno);
-    ::unlink(path.c_str());
+    // Each probe is a connection the server there sees (or one more in its
+    // backlog if it does not accept), so they thin out: 8 in the second.
+    for (BusyRetry retry(std::chrono::milliseconds(10), true);;) {
+      const int err = probe_unix(addr);
+      if (err == ECONNREFUSED || err == ENOENT) break;  // stale, or gone meanwhile
+      if (err != 0)
+        return "--unix " + path + ": cannot check the existing socket: " + errno_text(err);
+      if (!retry.again("--unix " + path + ": a server still accepts there"))
+        return "--unix " + path +
+               ": another server is listening there; stop it or choose another path";
+    }
   }
+
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+  const std::string tmp = dir + ".glockd." + std::to_string(::getpid()) + ".tmp";
+  sockaddr_un tmp_addr{};
+  const bool via_tmp = fill_sun_path(tmp_addr, tmp);
+
   UniqueFd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (!fd) return "cannot create a unix socket: " + errno_text(errno);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    const int err = errno;
-    if (err == ENOENT)
-      return "--unix " + path + ": the directory does not exist; create it first";
-    if (err == EACCES)
-      return "--unix " + path + ": no permission to create it; choose a writable directory";
-    return "--unix " + path + ": " + errno_text(err);
-  }
-  if (::chmod(path.c_str(), config.unix_mode) != 0) {
-    const int err = errno;
+  if (via_tmp) {
+    // A leftover of a killed glockd that had our pid: the name is ours.
+    ::unlink(tmp.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr) != 0)
+      return bind_error(path, errno);
+  } else {
+    // The temporary name would not fit in sun_path: bind the real path
+    // under a umask that yields the permission bits asked for. The stale
+    // file, if any, has to go first; this path is not atomic.
     ::unlink(path.c_str());
-    return "--unix " + path + ": cannot set its mode: " + errno_text(err);
+    const ScopedUmask mask(static_cast<mode_t>(~config.unix_mode & 0777));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      return bind_error(path, errno);
   }
-  if (::listen(fd.get(), kListenBacklog) != 0) {
+  const std::string& bound = via_tmp ? tmp : path;
+  remove_on_crash(bound);
+  const auto give_up = [&](const char* what) {
     const int err = errno;
-    ::unlink(path.c_str());
-    return "--unix " + path + ": cannot listen: " + errno_text(err);
+    keep_on_crash(bound);
+    ::unlink(bound.c_str());
+    return "--unix " + path + ": " + what + ": " + errno_text(err);
+  };
+  if (::chmod(bound.c_str(), config.unix_mode) != 0) return give_up("cannot set its mode");
+  if (::listen(fd.get(), kListenBacklog) != 0) return give_up("cannot listen");
+  if (via_tmp) {
+    // Registered first: a crash in between removes at worst the stale file
+    // this replaces.
+    remove_on_crash(path);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      keep_on_crash(path);  // no system call: errno is still rename's
+      return give_up("cannot move the socket into place");
+    }
+    keep_on_crash(tmp);
   }
   out.push_back(Listener{std::move(fd), Transport::Unix, path, path});
   return {};
@@ -222,11 +337,13 @@ std::string Pidfile::acquire(const std::string& path) {
     return "--pidfile " + path + ": cannot write it: " + errno_text(errno);
   fd_ = std::move(fd);
   path_ = path;
+  remove_on_crash(path_);
   return {};
 }
 
 void Pidfile::remove() {
   if (!fd_) return;
+  keep_on_crash(path_);
   ::unlink(path_.c_str());
   fd_.reset();
   path_.clear();

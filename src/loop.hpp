@@ -26,9 +26,11 @@
 
 namespace glockd {
 
-// Blocks SIGTERM and SIGINT so they queue for the loop's signalfd; call it
-// before opening listeners so an early signal is not fatal.
-sigset_t block_shutdown_signals();
+// Blocks SIGTERM, SIGINT, SIGQUIT and SIGHUP so they queue for the loop's
+// signalfd, and ignores the signals that would otherwise end or stop the
+// daemon for nothing; call it before opening listeners so an early signal
+// is not fatal. Returns the blocked set.
+sigset_t take_over_signals();
 
 class Loop final : public ServerView {
  public:
@@ -40,7 +42,7 @@ class Loop final : public ServerView {
   // Sets up the ring, the buffer pool and the signal fd. On failure returns
   // a message that names the cause and the fix.
   std::string init();
-  // Serves until SIGTERM or SIGINT; returns the process exit status.
+  // Serves until SIGTERM, SIGINT or SIGQUIT; returns the process exit status.
   int run();
 
   // ServerView

@@ -1,6 +1,6 @@
 // The end of connections and of the loop: terminate (locks released or
 // kept for a grace period), close once nothing is in flight, and the
-// graceful shutdown on SIGTERM/SIGINT.
+// graceful shutdown on SIGTERM/SIGINT/SIGQUIT (SIGHUP is only logged).
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -14,7 +14,17 @@ using namespace loop_detail;
 
 void Loop::on_signal(const io_uring_cqe& cqe) {
   if (cqe.res == static_cast<int>(sizeof siginfo_)) {
-    spdlog::info("received {}: shutting down", strsignal(static_cast<int>(siginfo_.ssi_signo)));
+    const int sig = static_cast<int>(siginfo_.ssi_signo);
+    if (sig == SIGHUP) {
+      // A sysadmin's reflex `kill -HUP` must not drop a fleet's locks; it
+      // is the signal a later release will reload its certificates on.
+      spdlog::info("received SIGHUP from pid {}: nothing to reload yet (SIGHUP will reload "
+                   "certificates in a later release); still serving, every lock kept",
+                   siginfo_.ssi_pid);
+      arm_signal();
+      return;
+    }
+    spdlog::info("received {}: shutting down", strsignal(sig));
     begin_shutdown();
     return;
   }

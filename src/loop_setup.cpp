@@ -52,11 +52,24 @@ std::string explain_ring_error(int err) {
 
 }  // namespace
 
-sigset_t block_shutdown_signals() {
+sigset_t take_over_signals() {
+  // Ignored, not blocked: the kernel then drops them as they are sent,
+  // where a blocked one would stay pending for good with its default
+  // action (end or stop the process) still set. Each of these ends or stops
+  // a process by default and means nothing to a lock server: the timer and
+  // user signals, terminal job control (Ctrl-Z, a background read or write),
+  // a write past RLIMIT_FSIZE (the write fails with EFBIG instead), a
+  // closed peer (sends use MSG_NOSIGNAL too), SIGIO, SIGPWR, SIGSTKFLT and
+  // the real-time signals, which nothing here uses.
+  for (int sig : {SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGTSTP, SIGTTIN, SIGTTOU,
+                  SIGXFSZ, SIGPIPE, SIGIO, SIGPWR, SIGSTKFLT})
+    ::signal(sig, SIG_IGN);
+  for (int sig = SIGRTMIN; sig <= SIGRTMAX; ++sig) ::signal(sig, SIG_IGN);
+  // Read by the loop from its signalfd: SIGTERM, SIGINT and SIGQUIT stop it
+  // gracefully, SIGHUP is logged (the reload signal to come).
   sigset_t mask;
   sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP}) sigaddset(&mask, sig);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   return mask;
 }
@@ -141,7 +154,7 @@ std::string Loop::init() {
                           static_cast<int>(i));
   io_uring_buf_ring_advance(buf_ring_, kBufCount);
 
-  const sigset_t mask = block_shutdown_signals();
+  const sigset_t mask = take_over_signals();
   signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_) return std::string("cannot create a signalfd: ") + std::strerror(errno);
   ::signal(SIGPIPE, SIG_IGN);

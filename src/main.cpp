@@ -2,9 +2,12 @@
 // pidfile, run the loop.
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "config.hpp"
+#include "crash.hpp"
 #include "listeners.hpp"
 #include "log.hpp"
 #include "loop.hpp"
@@ -26,6 +29,15 @@ std::string summary(const std::vector<Listener>& listeners) {
   return s;
 }
 
+// Socket files glockd created (none under socket activation: those are
+// systemd's).
+std::vector<std::string> unix_paths_created(const std::vector<Listener>& listeners) {
+  std::vector<std::string> paths;
+  for (const Listener& l : listeners)
+    if (!l.unix_path.empty()) paths.push_back(l.unix_path);
+  return paths;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,8 +52,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   setup_logging(config.verbose);
-  // From here on SIGTERM/SIGINT wait for the loop, which shuts down cleanly.
-  block_shutdown_signals();
+  // From here on SIGTERM/SIGINT/SIGQUIT wait for the loop, which shuts down
+  // cleanly, and a crash still removes the files created below.
+  take_over_signals();
+  install_crash_cleanup();
 
   // The pidfile first: a second instance must name the pidfile, not the port.
   Pidfile pidfile;
@@ -64,10 +78,23 @@ int main(int argc, char** argv) {
   }
 
   const std::string status = summary(listeners);
+  // Takes the socket files off the crash handler's list and removes them,
+  // unless the loop's clean stop already did (then a new glockd may own the
+  // path by now).
+  const auto remove_socket_files = [owned = unix_paths_created(listeners)](bool removed) {
+    for (const std::string& path : owned) {
+      keep_on_crash(path);
+      if (!removed) ::unlink(path.c_str());
+    }
+  };
   Loop loop(config, std::move(listeners));
-  if (std::string err = loop.init(); !err.empty()) return fail(err);
+  if (std::string err = loop.init(); !err.empty()) {
+    remove_socket_files(false);
+    return fail(err);
+  }
   loop.on_ready([&] { notify_ready(status); });
   const int rc = loop.run();
+  remove_socket_files(rc == 0);
   notify_stopping();
   pidfile.remove();
   return rc;

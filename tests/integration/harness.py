@@ -8,7 +8,6 @@ import os
 import re
 import select
 import socket
-import stat
 import struct
 import subprocess
 import tempfile
@@ -95,23 +94,14 @@ class Client:
 
     @classmethod
     def unix(cls, path):
-        # The file can exist a moment before listen(): retry a refused
-        # connect (it is never accepted, so it does not use up a unix:N).
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(TIMEOUT)
-            try:
-                s.connect(path)
-                return cls(s, "unix")
-            except (ConnectionRefusedError, FileNotFoundError):
-                s.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-            except Exception:
-                s.close()
-                raise
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(TIMEOUT)
+        try:
+            s.connect(path)
+        except Exception:
+            s.close()
+            raise
+        return cls(s, "unix")
 
     def addr(self):
         """The ADDR the daemon should use for this connection (TCP only)."""
@@ -292,11 +282,18 @@ class Daemon:
     port:      a fixed port (no retry on "in use")
     umask:     the daemon's umask (-1: inherit)
     prefix:    a command that runs the daemon (e.g. a seccomp wrapper)
+    session:   True: a session of its own. False: only a process group of
+               its own, in the test's session, so that job-control stops
+               (SIGTSTP, SIGTTIN, SIGTTOU) are not discarded by the kernel as
+               they are for an orphaned process group
+
+    start() returns once the daemon said READY=1 on the NOTIFY_SOCKET the
+    harness gives it (sd_notify, sent once it serves every listener).
     """
 
     def __init__(self, tmpdir, tcp=True, ipv6=False, unix=False, unix_path=None,
                  pidfile=None, args=(), argv=None, port=None, name="glockd", umask=-1,
-                 prefix=()):
+                 prefix=(), session=True):
         self.tmpdir = tmpdir
         self.tcp = tcp
         self.ipv6 = ipv6
@@ -311,7 +308,9 @@ class Daemon:
         self.name = name
         self.umask = umask
         self.prefix = list(prefix)
+        self.session = session
         self.proc = None
+        self.notify = None
         self.stderr_path = None
         self.stdout_path = None
         self.argv = None
@@ -335,29 +334,34 @@ class Daemon:
         self.stderr_path = os.path.join(self.tmpdir, "%s.%d.stderr" % (self.name, self._n))
         self.stdout_path = os.path.join(self.tmpdir, "%s.%d.stdout" % (self.name, self._n))
         self.argv = self.prefix + [BIN] + (self.argv_fn(self) if self.argv_fn else self.default_argv())
+        self._close_notify()
+        notify_path = os.path.join(self.tmpdir, "%s.%d.notify" % (self.name, self._n))
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, start_new_session=True,
-                                         umask=self.umask)
+                                         stderr=err, env=env, umask=self.umask,
+                                         start_new_session=self.session,
+                                         process_group=None if self.session else 0)
+
+    def _close_notify(self):
+        if self.notify is not None:
+            path = self.notify.getsockname()
+            self.notify.close()
+            self.notify = None
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def start(self):
         attempts = 1 if (self.fixed_port is not None or not self.tcp) else 5
         for attempt in range(attempts):
             self.port = self.fixed_port if self.fixed_port is not None else (
                 free_port() if self.tcp else 0)
-            pre_ino = None
-            if self.unix_path:
-                try:
-                    # A file already there (a stale socket): mark it with an
-                    # old mtime so the daemon's new file can be told apart
-                    # (inode numbers are reused at once on ext4).
-                    os.utime(self.unix_path, ns=(10 ** 9, 10 ** 9), follow_symlinks=False)
-                    st = os.stat(self.unix_path)
-                    pre_ino = (st.st_ino, st.st_mtime_ns)
-                except FileNotFoundError:
-                    pass
             self.spawn()
-            why = self._wait_ready(pre_ino)
+            why = self.wait_ready()
             if why is None:
                 return self
             if "in use" in why.lower() and attempt + 1 < attempts:
@@ -366,40 +370,27 @@ class Daemon:
                                  % (why, self.argv, tail(self.stderr())))
         raise AssertionError("unreachable")
 
-    def _wait_ready(self, pre_ino):
-        """None when ready, else a reason string (process gone)."""
+    def wait_ready(self):
+        """None once the daemon sent READY=1, else why not (it exited, or
+        the deadline passed and it was killed)."""
         deadline = time.monotonic() + TIMEOUT
-        tcp_ok = not self.tcp
-        unix_ok = not self.unix_path
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                return "exited with %d: %s" % (rc, self.stderr()[-2000:])
-            if not tcp_ok:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.settimeout(1.0)
-                try:
-                    s.connect(("127.0.0.1", self.port))
-                    tcp_ok = True
-                except OSError:
-                    pass
-                finally:
-                    s.close()
-            if tcp_ok and not unix_ok:
-                # Not connecting: that would use up unix:1. Wait for the
-                # daemon's own socket file (a new inode if a stale one was there).
-                try:
-                    st = os.stat(self.unix_path)
-                    unix_ok = (stat.S_ISSOCK(st.st_mode)
-                               and (st.st_ino, st.st_mtime_ns) != pre_ino)
-                except FileNotFoundError:
-                    pass
-            if tcp_ok and unix_ok:
-                return None
-            if time.monotonic() > deadline:
-                self.kill()
-                return "not ready within %.0f s" % TIMEOUT
-            time.sleep(0.01)
+        pidfd = os.pidfd_open(self.proc.pid)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.kill()
+                    return "no READY=1 within %.0f s" % TIMEOUT
+                readable, _, _ = select.select([self.notify, pidfd], [], [], remaining)
+                if self.notify in readable:
+                    if b"READY=1" in self.notify.recv(4096).split(b"\n"):
+                        self._close_notify()
+                        return None
+                elif pidfd in readable:
+                    rc = self.proc.wait()
+                    return "exited with %d: %s" % (rc, self.stderr()[-2000:])
+        finally:
+            os.close(pidfd)
 
     # -- clients
 
@@ -437,6 +428,7 @@ class Daemon:
             self.kill()
             raise AssertionError("glockd still running after %.0f s (argv %r)\nstderr:\n%s"
                                  % (timeout, self.argv, tail(self.stderr())))
+        self._close_notify()
         check_sanitizer_output(self.stderr())
         return rc
 
@@ -450,6 +442,7 @@ class Daemon:
             self.kill()
             raise AssertionError("glockd did not exit within %.0f s of %s\nstderr:\n%s"
                                  % (TIMEOUT, signal.Signals(sig).name, tail(self.stderr())))
+        self._close_notify()
         err = self.stderr()
         check_sanitizer_output(err)
         if expect_rc is not None and rc != expect_rc:
@@ -458,6 +451,7 @@ class Daemon:
         return rc
 
     def kill(self):
+        self._close_notify()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             try:
@@ -560,6 +554,9 @@ class DaemonTestCase(unittest.TestCase):
     def wait_log(self, d, text):
         deadline = time.monotonic() + TIMEOUT
         while text not in d.stderr():
+            if not d.running() and text not in d.stderr():  # nothing more will come
+                self.fail("log never contained %r; exited with %r; stderr:\n%s"
+                          % (text, d.proc.returncode, tail(d.stderr())))
             if time.monotonic() > deadline:
                 self.fail("log never contained %r; stderr:\n%s" % (text, tail(d.stderr())))
             time.sleep(0.02)

@@ -1198,7 +1198,9 @@ class HttpEndpoints(WsTestCase):
         self.assertEqual(v("glockd_transport_connections", '{transport="ws"}'), 2)
         self.assertEqual(v("glockd_connections"), 5)
         self.assertEqual(q["connections"], 4)
-        self.assertGreaterEqual(v("glockd_connections_accepted_total"), 8)
+        # t1, t2, u, w, gone, det and at least one GET /metrics (the harness
+        # waits for READY=1 and no longer connects to see if it is up).
+        self.assertGreaterEqual(v("glockd_connections_accepted_total"), 7)
         self.assertGreater(v("glockd_lock_table_bytes"), 0)
         self.assertGreater(v("glockd_uptime_seconds"), 0)
         self.assertGreater(v("glockd_received_bytes_total"), 100)

@@ -5,14 +5,15 @@ built glockd (GLOCKD_BIN) with them, as systemd does for glockd.socket.
 
 Covers: fds named unix/tcp/ws (as the packaged units name them), two fds
 with the same name, unnamed fds (told apart by address family), READY=1 +
-STATUS= and STOPPING=1 on NOTIFY_SOCKET, that SIGTERM leaves the unix socket
-file of the manager alone, and that a fd that is not a listening stream
-socket is refused with a message.
+STATUS= and STOPPING=1 on NOTIFY_SOCKET, that SIGTERM and a crash (SIGSEGV)
+leave the unix socket file of the manager alone, and that a fd that is not a
+listening stream socket is refused with a message.
 
 Skips (77) without systemd-socket-activate (apt-get install systemd), except
 on CI (env CI set).
 """
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -194,6 +195,26 @@ def named_fds(tmp):
         a.close()
 
 
+def crash_leaves_managers_socket(tmp):
+    log("-- a crash (SIGSEGV) does not remove the unix socket file systemd owns")
+    unix_path = os.path.join(tmp, "crash.sock")
+    a = Activated(tmp, [unix_path], ["unix"])
+    try:
+        check(a.wait_listening(unix_path), "systemd-socket-activate listens", a.output())
+        u = Client(socket.AF_UNIX, unix_path)
+        check(u.ask("g crash") == "1 Lock Get Success: crash", "first connection (unix) is served")
+        # glockd was exec'd in place of systemd-socket-activate: same pid.
+        resource.prlimit(a.proc.pid, resource.RLIMIT_CORE, (0, 0))
+        a.proc.send_signal(signal.SIGSEGV)
+        rc = a.proc.wait(timeout=10)
+        u.close()
+        check(rc == -signal.SIGSEGV, f"glockd dies by SIGSEGV (got {rc})", a.output())
+        check(os.path.exists(unix_path),
+              "glockd leaves the unix socket file it was handed alone on a crash")
+    finally:
+        a.close()
+
+
 def unnamed_fds(tmp):
     log("-- unnamed fds: told apart by address family")
     unix_path = os.path.join(tmp, "unnamed.sock")
@@ -248,7 +269,7 @@ def main():
         reasons.append("systemd-socket-activate is missing (apt-get install systemd)")
     pkgtest.skip_or_fail(reasons, "CI is set" if pkgtest.on_ci() else None)
     with tempfile.TemporaryDirectory(prefix="glockd-sa.") as tmp:
-        for case in (named_fds, unnamed_fds, not_a_stream):
+        for case in (named_fds, crash_leaves_managers_socket, unnamed_fds, not_a_stream):
             try:
                 case(tmp)
             except (OSError, ValueError, KeyError) as e:
