@@ -93,10 +93,34 @@ TEST_F(StateDir, UnusableStateIsRefusedWithItsName) {
   write_mark("not a number\n");
   TokenMark garbled;
   EXPECT_NE(garbled.open(dir_).find("does not hold a token number"), std::string::npos);
-  write_mark("9007199254740990\n");  // 2^53 - 2: no room for a block
-  TokenMark full;
-  ASSERT_EQ(full.open(dir_), "");
-  EXPECT_NE(full.start(1).find("2^53"), std::string::npos);
+  for (const char* bad : {"", "\n", " 12\n", "12 \n", "12\r\n", "-1\n", "1e9\n",
+                          "18446744073709551616\n", "123                                    9\n"}) {
+    write_mark(bad);
+    TokenMark m;
+    EXPECT_NE(m.open(dir_).find("does not hold a token number"), std::string::npos) << bad;
+  }
+  // Near 2^53, or so large that adding a block would wrap: refused.
+  for (const char* near : {"9007199254740990\n", "18446744073709551611\n"}) {
+    write_mark(near);
+    TokenMark full;
+    ASSERT_EQ(full.open(dir_), "");
+    EXPECT_NE(full.start(1).find("2^53"), std::string::npos) << near;
+  }
+}
+
+TEST_F(StateDir, TheTemporaryFileNeverFollowsASymlink) {
+  const std::string victim = dir_ + "/victim";
+  std::ofstream(victim) << "precious\n";
+  ASSERT_EQ(::symlink(victim.c_str(), (dir_ + "/fencing-token.tmp").c_str()), 0);
+  TokenMark mark(16);
+  ASSERT_EQ(mark.open(dir_), "");
+  ASSERT_EQ(mark.start(1000), "");
+  std::ifstream f(victim);
+  std::string text;
+  std::getline(f, text);
+  EXPECT_EQ(text, "precious");
+  EXPECT_EQ(stored(), 1016u);
+  ::unlink(victim.c_str());
 }
 
 }  // namespace
