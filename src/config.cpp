@@ -81,6 +81,10 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                  "Most queued w/sw requests on one lock")
       ->check(CLI::NonNegativeNumber);
 
+  app.add_option("--drain-timeout", config.drain_timeout_seconds,
+                 "Seconds a closing connection (a peer that half-closed, an HTTP reply) has "
+                 "to read its last answers before they are dropped")
+      ->check(CLI::Range(1, 3600));
   app.add_option("--max-sessions", config.max_sessions,
                  "Most sessions kept by grace (connections with grace > 0, open or dropped); "
                  "past it grace answers '0 Bad Request: too many sessions'. 0: 10000, or "

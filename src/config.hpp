@@ -20,6 +20,7 @@ inline constexpr std::size_t kDefaultHttpMaxHeader = 8 * 1024;
 inline constexpr int kDefaultKeepaliveSeconds = 60;
 inline constexpr std::size_t kDefaultMaxWaiters = 100000;
 inline constexpr std::size_t kDefaultMaxWaitersPerLock = 10000;
+inline constexpr int kDefaultDrainTimeout = 10;
 
 struct Config {
   int port = kDefaultPort;              // 0: no TCP listener
@@ -40,6 +41,7 @@ struct Config {
   int keepalive_seconds = kDefaultKeepaliveSeconds;  // 0: off
   std::size_t max_waiters = kDefaultMaxWaiters;      // queued w/sw in total
   std::size_t max_waiters_per_lock = kDefaultMaxWaitersPerLock;
+  int drain_timeout_seconds = kDefaultDrainTimeout;  // closing: unread answers kept this long
   std::size_t max_sessions = 0;         // 0: 10,000, or --max-connections if lower
   std::string state_dir;                // empty: fencing tokens seeded from the clock only
 };

@@ -42,6 +42,7 @@ struct Connection {
   bool blocked = false;         // a w/sw waits: later requests wait behind it
   bool keep_detached = false;   // dropped with `grace`: keep the slot and locks
   std::int64_t deadline_ns = 0; // when the blocked wait or the grace ends
+  std::int64_t drain_deadline_ns = 0;  // flush_on_close: when to give up
   Session session;
   LineReader reader;
   std::string out;      // answers produced since the last send was issued

@@ -47,14 +47,13 @@ std::string format_peer(const sockaddr_storage& ss) {
 
 }  // namespace
 
-Loop::Loop(const Config& config, std::vector<Listener> listeners)
+Loop::Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark)
     : config_(config),
       listeners_(std::move(listeners)),
       accept_armed_(listeners_.size(), false),
+      token_mark_(token_mark),
       // Fencing tokens stay above every token of an earlier run.
-      table_(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count()),
-             WaitLimits{config.max_waiters_per_lock, config.max_waiters}),
+      table_(clock_token(), WaitLimits{config.max_waiters_per_lock, config.max_waiters}),
       conns_(config.max_line) {
   if (config_.verbose) events_ = std::make_unique<VerboseEvents>(*this);
   protocol_ = std::make_unique<Protocol>(table_, registry_, stats_,
@@ -341,10 +340,7 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   c.send_inflight = false;
   if (c.state == ConnState::Free || (c.state == ConnState::Closing && !c.flush_on_close)) return;
   if (cqe.res < 0) {
-    if (c.state == ConnState::Closing) {
-      c.flush_on_close = false;
-      return;
-    }
+    if (c.state == ConnState::Closing) return end_drain(c);
     if (cqe.res == -EAGAIN || cqe.res == -EINTR) {
       submit_send(c);
       return;

@@ -34,7 +34,8 @@ sigset_t take_over_signals();
 
 class Loop final : public ServerView {
  public:
-  Loop(const Config& config, std::vector<Listener> listeners);
+  // token_mark: the started --state-dir mark, or null (tokens from the clock).
+  Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark);
   ~Loop() override;
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -100,6 +101,8 @@ class Loop final : public ServerView {
   void terminate(Connection& c, const char* why, bool flush = false);
   void flush_closing(Connection& c);
   void maybe_close(Connection& c);
+  void end_drain(Connection& c);
+  void drain_timeout(Connection& c);
   void end_of_turn();
   void return_buffer(std::uint16_t bid);
   void begin_shutdown();
@@ -126,7 +129,7 @@ class Loop final : public ServerView {
   signalfd_siginfo siginfo_{};
   __kernel_timespec retry_delay_{};
 
-  TokenMark token_mark_;
+  TokenMark* token_mark_;
   LockTable table_;
   Registry registry_;
   Stats stats_;
@@ -160,6 +163,8 @@ class Loop final : public ServerView {
   RateLimit http_limit_;
   RateLimit refusal_limit_;
   RateLimit queue_limit_;
+  RateLimit drain_limit_;
+  std::uint64_t drain_timeouts_ = 0;
   std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
   void log_refusal(const Connection& c, Refusal why);
   std::size_t max_sessions_ = 0;

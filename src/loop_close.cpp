@@ -51,7 +51,7 @@ void Loop::begin_shutdown() {
     if (c.state == ConnState::Closing) {
       // Answers not yet sent are dropped at shutdown: a peer that does not
       // read must not hold the exit up.
-      c.flush_on_close = false;
+      end_drain(c);
       if (c.send_inflight) cancel(c, Op::Send);
       maybe_close(c);
     }
@@ -60,10 +60,7 @@ void Loop::begin_shutdown() {
 
 void Loop::flush_closing(Connection& c) {
   if (c.send_inflight) return;
-  if (c.out.empty()) {
-    c.flush_on_close = false;
-    return;
-  }
+  if (c.out.empty()) return end_drain(c);
   c.sending.swap(c.out);
   c.out.clear();
   c.sent = 0;
@@ -81,6 +78,10 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   --open_by_transport_[static_cast<int>(c.transport)];
   // Whatever deadline it had (a wait, an HTTP head) no longer applies.
   timers_.erase({c.deadline_ns, c.session.id});
+  if (c.flush_on_close) {  // a peer that never reads must not keep its slot
+    c.drain_deadline_ns = now_ns() + std::int64_t{config_.drain_timeout_seconds} * 1'000'000'000;
+    timers_.emplace(c.drain_deadline_ns, c.session.id);
+  }
   c.blocked = false;
   // As the original prints it: "ADDR disconnected", then one line per orphan.
   if (config_.verbose) spdlog::debug("{} disconnected", c.addr);
@@ -99,6 +100,22 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   if (config_.verbose) spdlog::debug("{} closed: {}", c.addr, why);
   if (c.recv_armed) cancel(c, Op::Recv);
   if (c.hup_watch) cancel(c, Op::Hangup);
+}
+
+void Loop::end_drain(Connection& c) {
+  if (!c.flush_on_close) return;
+  c.flush_on_close = false;
+  timers_.erase({c.drain_deadline_ns, c.session.id});
+}
+
+void Loop::drain_timeout(Connection& c) {
+  warn_limited(drain_limit_, c.addr + ": did not read its last answers within " +
+                                 std::to_string(config_.drain_timeout_seconds) +
+                                 " s of closing (--drain-timeout); dropped them");
+  ++drain_timeouts_;
+  c.flush_on_close = false;  // its timer is the one being expired
+  if (c.send_inflight) cancel(c, Op::Send);
+  maybe_close(c);
 }
 
 void Loop::maybe_close(Connection& c) {

@@ -224,7 +224,14 @@ void Loop::expire_waits() {
   if (timers_.empty()) return;
   const std::int64_t now = now_ns();
   while (!timers_.empty() && timers_.begin()->first <= now) {
-    Connection& c = conns_.at(timers_.begin()->second);
+    const auto [when, id] = *timers_.begin();
+    Connection& c = conns_.at(id);
+    // A closing connection can have two timers: its drain and its grace.
+    if (c.flush_on_close && when == c.drain_deadline_ns) {
+      timers_.erase(timers_.begin());
+      drain_timeout(c);
+      continue;
+    }
     if (c.keep_detached) {  // a dropped connection's grace period ended
       timers_.erase(timers_.begin());
       expire_detached(c);

@@ -94,13 +94,11 @@ std::string Loop::init() {
                                                           : config_.max_connections);
   protocol_->set_max_sessions(max_sessions_);
 
-  if (!config_.state_dir.empty()) {
-    if (std::string err = token_mark_.open(config_.state_dir); !err.empty()) return err;
-    if (std::string err = token_mark_.start(table_.next_token()); !err.empty()) return err;
-    table_.seed_tokens(token_mark_.first(), token_mark_.mark(), &token_mark_);
+  if (token_mark_ != nullptr) {
+    table_.seed_tokens(token_mark_->first(), token_mark_->mark(), token_mark_);
     spdlog::info("fencing tokens from {} (mark in {} was {}; reserved up to {})",
-                 token_mark_.first(), config_.state_dir, token_mark_.stored_before(),
-                 token_mark_.mark());
+                 token_mark_->first(), config_.state_dir, token_mark_->stored_before(),
+                 token_mark_->mark());
   }
 
   io_uring_params p{};

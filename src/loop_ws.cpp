@@ -150,9 +150,11 @@ std::string Loop::metrics_text() {
   for (std::size_t i = 0; i < conns_.slots(); ++i) {
     const Connection& c = conns_.at(static_cast<ConnId>(i));
     if (c.state == ConnState::Open && c.reading_paused) ++in.paused_connections;
+    if (c.state == ConnState::Closing && c.flush_on_close) ++in.draining_connections;
   }
-  in.token_mark = token_mark_.mark();
+  in.token_mark = token_mark_ != nullptr ? token_mark_->mark() : 0;
   in.queue_overflows = queue_overflows_;
+  in.drain_timeouts = drain_timeouts_;
   in.lock_table_bytes = table_.memory_bytes();
   in.bytes_received = bytes_in_;
   in.bytes_sent = bytes_out_;

@@ -12,6 +12,7 @@
 #include "log.hpp"
 #include "loop.hpp"
 #include "systemd.hpp"
+#include "token_mark.hpp"
 
 using namespace glockd;
 
@@ -63,6 +64,14 @@ int main(int argc, char** argv) {
     if (std::string err = pidfile.acquire(config.pidfile); !err.empty()) return fail(err);
   }
 
+  // The fencing-token mark before any port is taken: a state directory
+  // that cannot be used refuses the start without touching the network.
+  TokenMark token_mark;
+  if (!config.state_dir.empty()) {
+    if (std::string err = token_mark.open(config.state_dir); !err.empty()) return fail(err);
+    if (std::string err = token_mark.start(clock_token()); !err.empty()) return fail(err);
+  }
+
   Activation activation = adopt_systemd_sockets(config.keepalive_seconds);
   if (!activation.error.empty()) return fail(activation.error);
   std::vector<Listener> listeners;
@@ -87,7 +96,7 @@ int main(int argc, char** argv) {
       if (!removed) ::unlink(path.c_str());
     }
   };
-  Loop loop(config, std::move(listeners));
+  Loop loop(config, std::move(listeners), config.state_dir.empty() ? nullptr : &token_mark);
   if (std::string err = loop.init(); !err.empty()) {
     remove_socket_files(false);
     return fail(err);

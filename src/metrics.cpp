@@ -68,6 +68,12 @@ std::string render_metrics(const MetricsInput& in) {
   family(out, "glockd_queue_overflows_total", "counter",
          "Connections closed for queueing more than 1 MiB of requests behind a blocked wait.");
   sample(out, "glockd_queue_overflows_total", in.queue_overflows);
+  family(out, "glockd_draining_connections", "gauge",
+         "Closed connections still sending their last answers (bounded by --drain-timeout).");
+  sample(out, "glockd_draining_connections", in.draining_connections);
+  family(out, "glockd_drain_timeouts_total", "counter",
+         "Closing connections whose last answers were dropped after --drain-timeout.");
+  sample(out, "glockd_drain_timeouts_total", in.drain_timeouts);
   if (in.token_mark != 0) {
     family(out, "glockd_fencing_token_mark", "gauge",
            "Fencing tokens reserved up to here in --state-dir; a restart starts above it.");

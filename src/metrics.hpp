@@ -22,7 +22,9 @@ struct MetricsInput {
   std::size_t sessions_reserved = 0;           // grace > 0, open or kept
   std::size_t max_sessions = 0;
   std::size_t paused_connections = 0;          // reading paused, hangup watched
-  std::uint64_t queue_overflows = 0;           // closed: too much queued behind a wait
+  std::uint64_t queue_overflows = 0;
+  std::size_t draining_connections = 0;        // closed, still sending their last answers
+  std::uint64_t drain_timeouts = 0;           // closed: too much queued behind a wait
   std::uint64_t token_mark = 0;                // --state-dir high-water mark; 0: none
   std::size_t lock_table_bytes = 0;
   std::uint64_t bytes_received = 0;

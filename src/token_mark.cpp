@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 namespace glockd {
@@ -27,6 +28,12 @@ constexpr const char* kTempName = "fencing-token.tmp";
 std::string errno_text(int err) { return std::strerror(err); }
 
 }  // namespace
+
+std::uint64_t clock_token() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
 
 std::string TokenMark::open(const std::string& dir) {
   dir_ = dir;

@@ -12,6 +12,10 @@
 
 namespace glockd {
 
+// The wall clock in microseconds: where tokens start without a state
+// directory, and the least they start at with one.
+std::uint64_t clock_token();
+
 class TokenMark final : public TokenReserve {
  public:
   static constexpr std::uint64_t kDefaultBlock = std::uint64_t{1} << 20;

@@ -146,6 +146,17 @@ class HangupWhilePaused(MetricsCase):
         self.wait_answer(probe, "i K", i_no("K"))
         self.settle(probe, connections=1, locks=0, orphans=101)
 
+    def test_a_half_closed_non_reader_is_dropped_after_the_drain_timeout(self):
+        # Its locks go at the FIN; its slot and unsent answers go after
+        # --drain-timeout (before: it stayed 'closing' for ever).
+        d = self.daemon(["--drain-timeout", "1"])
+        hog, probe = self.hog_paused(d)
+        hog.sock.shutdown(socket.SHUT_WR)
+        self.wait_answer(probe, "i K", i_no("K"))
+        self.settle_metric("glockd_draining_connections", 0)
+        self.assertEqual(self.metric("glockd_drain_timeouts_total"), 1)
+        self.wait_log(d, "did not read its last answers within 1 s")
+
     def test_a_paused_reader_that_reads_keeps_its_locks(self):
         # The watch must not mistake a slow reader for a gone one.
         d = self.daemon()
