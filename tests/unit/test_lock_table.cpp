@@ -1,12 +1,11 @@
 // LockTable: exclusive and shared semantics, holdings, index growth and
-// deletion, fencing tokens.
+// deletion, fencing tokens, waiting, and a check against a reference model
+// (lock_model.hpp) under random operations.
 #include <gtest/gtest.h>
 
-#include <map>
-#include <random>
-#include <set>
 #include <string>
 
+#include "lock_model_check.hpp"
 #include "lock_table.hpp"
 
 using namespace glockd;
@@ -102,61 +101,62 @@ TEST(LockTable, TokensGrowWithEveryAcquisition) {
   EXPECT_EQ(t.token(1, "x"), 0u);
 }
 
-// Random operations against a simple model: exercises index growth and
-// backward-shift deletion far past the initial size.
-TEST(LockTable, MatchesAModelUnderRandomOperations) {
-  LockTable t;
-  constexpr ConnId kConns = 8;
-  Holdings h[kConns];
-  std::map<std::string, ConnId> model;
-  std::map<std::string, std::set<ConnId>> shared_model;
-  std::mt19937 rng(42);
-  for (int step = 0; step < 200000; ++step) {
-    const ConnId c = rng() % kConns;
-    const std::string name = "k" + std::to_string(rng() % 5000);
-    switch (rng() % 6) {
-      case 0:
-      case 1: {
-        const bool ok = t.acquire(c, h[c], name).ok;
-        auto it = model.find(name);
-        ASSERT_EQ(ok, it == model.end() || it->second == c);
-        if (it == model.end()) model[name] = c;
-        break;
-      }
-      case 2: {
-        auto it = model.find(name);
-        const bool mine = it != model.end() && it->second == c;
-        ASSERT_EQ(t.release(c, h[c], name), mine);
-        if (mine) model.erase(it);
-        break;
-      }
-      case 3: {
-        shared_model[name].insert(c);
-        ASSERT_EQ(t.acquire_shared(c, h[c], name).holders, shared_model[name].size());
-        break;
-      }
-      case 4: {
-        auto& s = shared_model[name];
-        ASSERT_EQ(t.release_shared(c, h[c], name), s.erase(c) == 1);
-        if (s.empty()) shared_model.erase(name);
-        break;
-      }
-      case 5:
-        if (rng() % 50 == 0) {
-          t.release_all(h[c], [](LockKind, std::string_view) {});
-          std::erase_if(model, [&](auto& kv) { return kv.second == c; });
-          for (auto it = shared_model.begin(); it != shared_model.end();) {
-            it->second.erase(c);
-            it = it->second.empty() ? shared_model.erase(it) : std::next(it);
-          }
-        }
-        break;
+namespace {
+
+// Runs the model check (lock_model_check.hpp) and fails with the seed, the
+// step and the operation at the first difference: rerun with that seed to
+// get there again.
+model::Coverage run_model_check(const model::CheckConfig& cfg, int steps) {
+  model::ModelCheck check(cfg);
+  for (int step = 1; step <= steps; ++step) {
+    const std::string diff = check.step();
+    if (!diff.empty()) {
+      ADD_FAILURE() << "seed " << cfg.seed << ", step " << step << ": " << diff
+                    << "\n  after: " << check.last_op();
+      break;
     }
   }
-  ASSERT_EQ(t.exclusive_locks(), model.size());
-  ASSERT_EQ(t.shared_locks(), shared_model.size());
-  for (auto& [name, c] : model) ASSERT_EQ(t.holder(name), c);
-  for (auto& [name, s] : shared_model) ASSERT_EQ(t.shared_holders(name), s.size());
+  return check.coverage();
+}
+
+}  // namespace
+
+// Random operations against a simple model, over many names: exercises
+// index growth and backward-shift deletion far past the initial size. Few
+// disconnects, so each connection holds a hundred locks or more.
+TEST(LockTable, MatchesAModelUnderRandomOperations) {
+  model::CheckConfig cfg;
+  cfg.seed = 42;
+  cfg.hot_names = 8;
+  cfg.names = 3000;
+  cfg.hot_percent = 2;
+  cfg.release_all_per_mille = 1;
+  cfg.disconnect_per_mille = 1;
+  cfg.full_every = 1000;
+  cfg.limits = WaitLimits{4, 100};
+  const model::Coverage cov = run_model_check(cfg, 20000);
+  EXPECT_GT(cov.most_locks, 1000u);  // the index starts at 1024 slots, half full at most
+  EXPECT_GT(cov.queued, 0u);
+  EXPECT_GT(cov.resumes, 0u);
+}
+
+// Few names, so connections contend: waits queue, semaphores fill, time-outs,
+// disconnects and resumes happen in every state, and everything observable
+// is compared after every step.
+TEST(LockTable, MatchesAModelWithWaitsDisconnectsAndResumes) {
+  model::CheckConfig cfg;
+  cfg.seed = 7;
+  const model::Coverage cov = run_model_check(cfg, 10000);
+  // Each path must have been taken, or the check proves little.
+  EXPECT_GT(cov.queued, 500u);
+  EXPECT_GT(cov.refused, 20u);  // over the waiter limits
+  EXPECT_GT(cov.exclusive_grants, 50u);
+  EXPECT_GT(cov.shared_grants, 40u);
+  EXPECT_GT(cov.timeouts, 300u);
+  EXPECT_GT(cov.detached, 80u);
+  EXPECT_GT(cov.resumes, 50u);
+  EXPECT_GT(cov.expiries, 20u);
+  EXPECT_GT(cov.shared_kept_once, 15u);
 }
 
 TEST(LockTableWait, ExclusiveWaitersAreServedInOrder) {
