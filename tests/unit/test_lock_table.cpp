@@ -222,3 +222,134 @@ TEST(LockTableWait, SemaphoreAdmitsUpToLimitFifo) {
   EXPECT_EQ(t.grants()[1].conn, 3u);
   EXPECT_EQ(t.grants()[1].holders, 3u);
 }
+
+TEST(LockTableWait, SemaphoreWaiterBehindACancelledOneIsGranted) {
+  LockTable t;
+  Holdings h[4];
+  t.acquire_shared(0, h[0], "s");
+  t.acquire_shared(1, h[1], "s");
+  EXPECT_EQ(t.wait(2, h[2], "s", 2, true).status, LockTable::WaitStatus::Queued);  // full
+  // Would fit (2 < 3), but waits behind 2: first come, first served.
+  EXPECT_EQ(t.wait(3, h[3], "s", 3, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_TRUE(t.grants().empty());
+  int calls = 0;
+  t.cancel_wait(h[2], [&](LockKind kind, std::string_view name) {  // 2 times out
+    ++calls;
+    EXPECT_EQ(kind, LockKind::Shared);
+    EXPECT_EQ(name, "s");
+  });
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 3u);
+  EXPECT_EQ(t.grants()[0].kind, LockKind::Shared);
+  EXPECT_EQ(t.grants()[0].holders, 3u);
+  t.grants().clear();
+  EXPECT_EQ(h[3].waiter, kNil);
+  EXPECT_EQ(h[3].shared, 1u);
+  EXPECT_EQ(h[2].waiter, kNil);
+  EXPECT_EQ(h[2].total(), 0u);
+  EXPECT_EQ(t.waiters(), 0u);
+  EXPECT_EQ(t.shared_holders("s"), 3u);
+}
+
+TEST(LockTableWait, DisconnectOfAWaiterLetsTheOneBehindIn) {
+  LockTable t;
+  Holdings h[3];
+  t.acquire_shared(0, h[0], "s");
+  t.wait(1, h[1], "s", 1, true);  // full at 1
+  t.wait(2, h[2], "s", 2, true);  // fits, but behind 1
+  t.release_all(h[1], [](LockKind, std::string_view) { ADD_FAILURE() << "holds nothing"; });
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 2u);
+  EXPECT_EQ(t.grants()[0].holders, 2u);
+}
+
+TEST(LockTableWait, WaiterGrantedByReleaseAllOfTheHolder) {
+  LockTable t(500);
+  Holdings holder, wx, ws;
+  t.acquire(1, holder, "x");
+  t.acquire_shared(1, holder, "s");
+  const std::uint64_t before = t.token(1, "x");
+  EXPECT_EQ(t.wait(2, wx, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.wait(3, ws, "s", 1, true).status, LockTable::WaitStatus::Queued);
+  int released = 0;
+  t.release_all(holder, [&](LockKind, std::string_view) { ++released; });  // disconnect
+  EXPECT_EQ(released, 2);
+  ASSERT_EQ(t.grants().size(), 2u);  // one per lock, in no promised order
+  for (const Grant& g : t.grants()) {
+    EXPECT_EQ(g.holders, 1u);
+    EXPECT_EQ(g.conn, g.kind == LockKind::Exclusive ? 2u : 3u);
+    EXPECT_EQ(g.name, g.kind == LockKind::Exclusive ? "x" : "s");
+  }
+  t.grants().clear();
+  EXPECT_EQ(t.holder("x"), 2u);
+  EXPECT_GT(t.token(2, "x"), before);  // a grant is an acquisition: a new token
+  EXPECT_EQ(wx.exclusive, 1u);
+  EXPECT_EQ(ws.shared, 1u);
+  EXPECT_EQ(t.waiters(), 0u);
+}
+
+TEST(LockTableWait, TransferOfASharedLockBothHoldKeepsOneAndAdmitsAWaiter) {
+  LockTable t;
+  Holdings resumer, dropped, w;
+  t.acquire_shared(1, resumer, "s");
+  t.acquire_shared(2, dropped, "s");
+  t.acquire(2, dropped, "x");
+  EXPECT_EQ(t.wait(3, w, "s", 2, true).status, LockTable::WaitStatus::Queued);
+  t.transfer(dropped, 1, resumer);  // conn 1 resumes conn 2's session
+  EXPECT_EQ(resumer.shared, 1u);  // held once, not twice
+  EXPECT_EQ(resumer.exclusive, 1u);
+  EXPECT_EQ(dropped.total(), 0u);
+  EXPECT_EQ(dropped.head, kNil);
+  // Dropping the duplicate hold made room under the waiter's limit of 2.
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 3u);
+  EXPECT_EQ(t.grants()[0].holders, 2u);
+  t.grants().clear();
+  std::vector<ConnId> order;
+  t.for_each(LockKind::Shared, [&](std::string_view, const std::vector<ConnId>& hs) { order = hs; });
+  EXPECT_EQ(order, (std::vector<ConnId>{1, 3}));
+  EXPECT_EQ(t.holder("x"), 1u);
+}
+
+TEST(LockTableWait, TransferKeepsTokensPlacesAndWaiters) {
+  LockTable t(100);
+  Holdings a, d, b, w, n;
+  t.acquire_shared(5, a, "s");
+  t.acquire_shared(2, d, "s");
+  t.acquire_shared(6, b, "s");
+  t.acquire(2, d, "x");
+  const std::uint64_t token = t.token(2, "x");
+  EXPECT_EQ(t.wait(8, w, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  t.transfer(d, 7, n);
+  EXPECT_TRUE(t.grants().empty());
+  EXPECT_EQ(t.token(7, "x"), token);  // the same hold: no new token
+  EXPECT_EQ(t.token(2, "x"), 0u);
+  std::vector<ConnId> order;
+  t.for_each(LockKind::Shared, [&](std::string_view, const std::vector<ConnId>& hs) { order = hs; });
+  EXPECT_EQ(order, (std::vector<ConnId>{5, 7, 6}));  // in the old holder's place
+  // The waiter still waits, now for the new holder.
+  EXPECT_FALSE(t.release(2, d, "x"));
+  EXPECT_TRUE(t.release(7, n, "x"));
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 8u);
+  t.grants().clear();
+  EXPECT_GT(t.token(8, "x"), token);
+}
+
+TEST(LockTableWait, OneQueuedWaitPerConnectionAndNoJumpingTheQueue) {
+  LockTable t(1, WaitLimits{10, 2});
+  Holdings h[5];
+  t.acquire_shared(0, h[0], "s");
+  t.acquire(0, h[0], "x");
+  EXPECT_EQ(t.wait(1, h[1], "s", 1, true).status, LockTable::WaitStatus::Queued);
+  // A second wait of a waiting connection is refused; the first stays.
+  EXPECT_EQ(t.wait(1, h[1], "x", 0, true).status, LockTable::WaitStatus::Refused);
+  EXPECT_EQ(t.waiters(), 1u);
+  // There is room under 5, but 1 queued first: no taking it without queueing.
+  EXPECT_EQ(t.wait(2, h[2], "s", 5, false).status, LockTable::WaitStatus::Refused);
+  EXPECT_EQ(t.wait(2, h[2], "s", 5, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.wait(3, h[3], "x", 0, true).status, LockTable::WaitStatus::Refused);  // total 2
+  EXPECT_EQ(t.acquire_shared(4, h[4], "s").holders, 2u);  // plain sg does not queue
+  EXPECT_TRUE(t.grants().empty());
+}
