@@ -1,6 +1,6 @@
 // LockModel: a plain reference for LockTable, written to be obviously right
-// rather than fast: a std::map from (kind, name) to the holders in the order
-// they took the lock and a FIFO of waiters. The model check
+// rather than fast: per kind, a std::map from name to the holders in the
+// order they took the lock and a FIFO of waiters. The model check
 // (lock_model_check.hpp) runs both side by side and compares what they say.
 #pragma once
 

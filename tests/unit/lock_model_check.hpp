@@ -14,9 +14,9 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <string>
 #include <string_view>
 #include <type_traits>
-#include <string>
 #include <vector>
 
 #include "lock_model.hpp"
