@@ -1,71 +1,76 @@
-// libFuzzer target: arbitrary bytes from three connections through the line
-// reader and the protocol, with disconnects; checks the table's invariants.
+// libFuzzer target: the protocol as the daemon drives it, for up to four
+// connections: bytes through the line reader, blocked waits that later
+// requests queue behind, grants to waiters when another connection releases
+// or drops, time-outs, disconnects with and without a grace period, grace
+// ends and resumes. Checks after every step what the daemon relies on
+// (protocol_harness.hpp, Harness::check); any breach aborts with a message.
+//
+// To see what an input does (a crash's, or a seed's), run it with
+// FUZZ_PROTOCOL_TRACE=1 in the environment: every step and answer is printed.
+//
+// Input: records, one after another (seeds and a dictionary: fuzz_protocol.dict,
+// seeds/protocol/):
+//   C BYTES `      connection C % 4 sends BYTES (one read; up to the next '`'
+//                  or the end). A free slot connects first; a detached one
+//                  ignores them (its socket is gone).
+//   ! C            connection C drops (disconnect)
+//   ~ C            the blocked request of C times out (expire_wait)
+//   % C            the grace period of detached C ends (expire_detached)
+//   > D C          C sends "resume TOKEN" with the token D was given (or took)
+//   < N C          C sends "resume TOKEN" with the N-th token ever issued,
+//                  live or stale (a stale one must fail)
+//   '\n'           nothing: lets seeds put one record per line
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
+#include <cstdio>
+#include <string_view>
 
-#include "line_reader.hpp"
-#include "protocol.hpp"
+#include "protocol_harness.hpp"
 
 using namespace glockd;
-
-namespace {
-class Fixed final : public ServerView {
- public:
-  std::string_view addr(ConnId c) const override {
-    static const std::string names[3] = {"127.0.0.1:1", "unix:2", "[::1]:3"};
-    return names[c % 3];
-  }
-  std::size_t connections_now() override { return 3; }
-  std::string new_token() override { return "t" + std::to_string(++n); }
-  // Dropped sessions are never kept here: resume always fails.
-  Session* detached(ConnId) override { return nullptr; }
-  void forget_detached(ConnId) override {}
-  int n = 0;
-};
-}  // namespace
+using namespace glockd::fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  LockTable table;
-  Registry registry;
-  Stats stats;
-  Fixed server;
-  const Features features{(size & 1) == 0, (size & 2) == 0};
-  Protocol proto(table, registry, stats, features, server);
-  Session s[3];
-  LineReader readers[3] = {LineReader(64), LineReader(64), LineReader(64)};
-  for (ConnId i = 0; i < 3; ++i) s[i].id = i;
-  std::string out;
-  // Input: chunks of [conn byte][len byte][bytes...]; conn byte 0xff = disconnect.
+  Harness h(Features{(size & 1) == 0, (size & 2) == 0});
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
   std::size_t pos = 0;
-  while (pos + 2 <= size) {
-    const std::uint8_t who = data[pos];
-    const std::size_t len = data[pos + 1];
-    pos += 2;
-    const std::size_t n = len < size - pos ? len : size - pos;
-    const std::string_view chunk(reinterpret_cast<const char*>(data + pos), n);
-    pos += n;
-    if (who == 0xff) {
-      if (proto.disconnect(s[n % 3])) proto.expire_detached(s[n % 3]);
-      if (s[n % 3].holdings.total() != 0) std::abort();
-      continue;
+  auto conn = [&]() -> ConnId {
+    return pos < in.size() ? static_cast<std::uint8_t>(in[pos++]) % kSlots : 0;
+  };
+  while (pos < in.size()) {
+    const char op = in[pos++];
+    if (kTrace && op != '\n') {
+      const std::size_t end = std::min(in.find('`', pos), in.size());
+      const std::size_t args = op == '!' || op == '~' || op == '%' ? 1
+                               : op == '>' || op == '<'           ? 2
+                                                                  : end - pos;
+      std::fprintf(stderr, "%c %.*s\n", op, static_cast<int>(std::min(args, in.size() - pos)),
+                   in.data() + pos);
     }
-    Session& sess = s[who % 3];
-    readers[who % 3].feed(
-        chunk, [&](std::string_view line) { proto.handle_line(sess, line, out); return true; },
-        [&] { proto.overlong_line(); });
-    table.grants().clear();  // the loop would answer these
-    // Every answer is whole lines.
-    if (!out.empty() && out.back() != '\n') std::abort();
-    out.clear();
+    switch (op) {
+      case '\n': continue;
+      case '!': h.drop(conn()); break;
+      case '~': h.time_out(conn()); break;
+      case '%': h.grace_ends(conn()); break;
+      case '>': {
+        const ConnId d = conn();
+        h.resume(d, conn());
+        break;
+      }
+      case '<': {
+        const std::size_t n = pos < in.size() ? static_cast<std::uint8_t>(in[pos++]) : 0;
+        h.resume_issued(n, conn());
+        break;
+      }
+      default: {
+        const std::size_t end = std::min(in.find('`', pos), in.size());
+        h.send(static_cast<std::uint8_t>(op) % kSlots, in.substr(pos, end - pos));
+        pos = end + (end < in.size());
+      }
+    }
+    h.check();
   }
-  std::size_t held = 0;
-  for (auto& sess : s) {
-    held += sess.holdings.total();
-    if (proto.disconnect(sess)) proto.expire_detached(sess);
-  }
-  if (table.exclusive_locks() != 0 || table.shared_locks() != 0) std::abort();
-  if (stats.orphans + stats.shared_orphans < held) std::abort();
+  h.finish();
   return 0;
 }

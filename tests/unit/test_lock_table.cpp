@@ -1,12 +1,11 @@
 // LockTable: exclusive and shared semantics, holdings, index growth and
-// deletion, fencing tokens.
+// deletion, fencing tokens, waiting, and a check against a reference model
+// (lock_model.hpp) under random operations.
 #include <gtest/gtest.h>
 
-#include <map>
-#include <random>
-#include <set>
 #include <string>
 
+#include "lock_model_check.hpp"
 #include "lock_table.hpp"
 
 using namespace glockd;
@@ -102,61 +101,62 @@ TEST(LockTable, TokensGrowWithEveryAcquisition) {
   EXPECT_EQ(t.token(1, "x"), 0u);
 }
 
-// Random operations against a simple model: exercises index growth and
-// backward-shift deletion far past the initial size.
-TEST(LockTable, MatchesAModelUnderRandomOperations) {
-  LockTable t;
-  constexpr ConnId kConns = 8;
-  Holdings h[kConns];
-  std::map<std::string, ConnId> model;
-  std::map<std::string, std::set<ConnId>> shared_model;
-  std::mt19937 rng(42);
-  for (int step = 0; step < 200000; ++step) {
-    const ConnId c = rng() % kConns;
-    const std::string name = "k" + std::to_string(rng() % 5000);
-    switch (rng() % 6) {
-      case 0:
-      case 1: {
-        const bool ok = t.acquire(c, h[c], name).ok;
-        auto it = model.find(name);
-        ASSERT_EQ(ok, it == model.end() || it->second == c);
-        if (it == model.end()) model[name] = c;
-        break;
-      }
-      case 2: {
-        auto it = model.find(name);
-        const bool mine = it != model.end() && it->second == c;
-        ASSERT_EQ(t.release(c, h[c], name), mine);
-        if (mine) model.erase(it);
-        break;
-      }
-      case 3: {
-        shared_model[name].insert(c);
-        ASSERT_EQ(t.acquire_shared(c, h[c], name).holders, shared_model[name].size());
-        break;
-      }
-      case 4: {
-        auto& s = shared_model[name];
-        ASSERT_EQ(t.release_shared(c, h[c], name), s.erase(c) == 1);
-        if (s.empty()) shared_model.erase(name);
-        break;
-      }
-      case 5:
-        if (rng() % 50 == 0) {
-          t.release_all(h[c], [](LockKind, std::string_view) {});
-          std::erase_if(model, [&](auto& kv) { return kv.second == c; });
-          for (auto it = shared_model.begin(); it != shared_model.end();) {
-            it->second.erase(c);
-            it = it->second.empty() ? shared_model.erase(it) : std::next(it);
-          }
-        }
-        break;
+namespace {
+
+// Runs the model check (lock_model_check.hpp) and fails with the seed, the
+// step and the operation at the first difference: rerun with that seed to
+// get there again.
+model::Coverage run_model_check(const model::CheckConfig& cfg, int steps) {
+  model::ModelCheck check(cfg);
+  for (int step = 1; step <= steps; ++step) {
+    const std::string diff = check.step();
+    if (!diff.empty()) {
+      ADD_FAILURE() << "seed " << cfg.seed << ", step " << step << ": " << diff
+                    << "\n  after: " << check.last_op();
+      break;
     }
   }
-  ASSERT_EQ(t.exclusive_locks(), model.size());
-  ASSERT_EQ(t.shared_locks(), shared_model.size());
-  for (auto& [name, c] : model) ASSERT_EQ(t.holder(name), c);
-  for (auto& [name, s] : shared_model) ASSERT_EQ(t.shared_holders(name), s.size());
+  return check.coverage();
+}
+
+}  // namespace
+
+// Random operations against a simple model, over many names: exercises
+// index growth and backward-shift deletion far past the initial size. Few
+// disconnects, so each connection holds a hundred locks or more.
+TEST(LockTable, MatchesAModelUnderRandomOperations) {
+  model::CheckConfig cfg;
+  cfg.seed = 42;
+  cfg.hot_names = 8;
+  cfg.names = 3000;
+  cfg.hot_percent = 2;
+  cfg.release_all_per_mille = 1;
+  cfg.disconnect_per_mille = 1;
+  cfg.full_every = 1000;
+  cfg.limits = WaitLimits{4, 100};
+  const model::Coverage cov = run_model_check(cfg, 20000);
+  EXPECT_GT(cov.most_locks, 1000u);  // the index starts at 1024 slots, half full at most
+  EXPECT_GT(cov.queued, 0u);
+  EXPECT_GT(cov.resumes, 0u);
+}
+
+// Few names, so connections contend: waits queue, semaphores fill, time-outs,
+// disconnects and resumes happen in every state, and everything observable
+// is compared after every step.
+TEST(LockTable, MatchesAModelWithWaitsDisconnectsAndResumes) {
+  model::CheckConfig cfg;
+  cfg.seed = 7;
+  const model::Coverage cov = run_model_check(cfg, 10000);
+  // Each path must have been taken, or the check proves little.
+  EXPECT_GT(cov.queued, 500u);
+  EXPECT_GT(cov.refused, 20u);  // over the waiter limits
+  EXPECT_GT(cov.exclusive_grants, 50u);
+  EXPECT_GT(cov.shared_grants, 40u);
+  EXPECT_GT(cov.timeouts, 300u);
+  EXPECT_GT(cov.detached, 80u);
+  EXPECT_GT(cov.resumes, 50u);
+  EXPECT_GT(cov.expiries, 20u);
+  EXPECT_GT(cov.shared_kept_once, 15u);
 }
 
 TEST(LockTableWait, ExclusiveWaitersAreServedInOrder) {
@@ -221,4 +221,135 @@ TEST(LockTableWait, SemaphoreAdmitsUpToLimitFifo) {
   EXPECT_EQ(t.grants()[0].conn, 2u);
   EXPECT_EQ(t.grants()[1].conn, 3u);
   EXPECT_EQ(t.grants()[1].holders, 3u);
+}
+
+TEST(LockTableWait, SemaphoreWaiterBehindACancelledOneIsGranted) {
+  LockTable t;
+  Holdings h[4];
+  t.acquire_shared(0, h[0], "s");
+  t.acquire_shared(1, h[1], "s");
+  EXPECT_EQ(t.wait(2, h[2], "s", 2, true).status, LockTable::WaitStatus::Queued);  // full
+  // Would fit (2 < 3), but waits behind 2: first come, first served.
+  EXPECT_EQ(t.wait(3, h[3], "s", 3, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_TRUE(t.grants().empty());
+  int calls = 0;
+  t.cancel_wait(h[2], [&](LockKind kind, std::string_view name) {  // 2 times out
+    ++calls;
+    EXPECT_EQ(kind, LockKind::Shared);
+    EXPECT_EQ(name, "s");
+  });
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 3u);
+  EXPECT_EQ(t.grants()[0].kind, LockKind::Shared);
+  EXPECT_EQ(t.grants()[0].holders, 3u);
+  t.grants().clear();
+  EXPECT_EQ(h[3].waiter, kNil);
+  EXPECT_EQ(h[3].shared, 1u);
+  EXPECT_EQ(h[2].waiter, kNil);
+  EXPECT_EQ(h[2].total(), 0u);
+  EXPECT_EQ(t.waiters(), 0u);
+  EXPECT_EQ(t.shared_holders("s"), 3u);
+}
+
+TEST(LockTableWait, DisconnectOfAWaiterLetsTheOneBehindIn) {
+  LockTable t;
+  Holdings h[3];
+  t.acquire_shared(0, h[0], "s");
+  t.wait(1, h[1], "s", 1, true);  // full at 1
+  t.wait(2, h[2], "s", 2, true);  // fits, but behind 1
+  t.release_all(h[1], [](LockKind, std::string_view) { ADD_FAILURE() << "holds nothing"; });
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 2u);
+  EXPECT_EQ(t.grants()[0].holders, 2u);
+}
+
+TEST(LockTableWait, WaiterGrantedByReleaseAllOfTheHolder) {
+  LockTable t(500);
+  Holdings holder, wx, ws;
+  t.acquire(1, holder, "x");
+  t.acquire_shared(1, holder, "s");
+  const std::uint64_t before = t.token(1, "x");
+  EXPECT_EQ(t.wait(2, wx, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.wait(3, ws, "s", 1, true).status, LockTable::WaitStatus::Queued);
+  int released = 0;
+  t.release_all(holder, [&](LockKind, std::string_view) { ++released; });  // disconnect
+  EXPECT_EQ(released, 2);
+  ASSERT_EQ(t.grants().size(), 2u);  // one per lock, in no promised order
+  for (const Grant& g : t.grants()) {
+    EXPECT_EQ(g.holders, 1u);
+    EXPECT_EQ(g.conn, g.kind == LockKind::Exclusive ? 2u : 3u);
+    EXPECT_EQ(g.name, g.kind == LockKind::Exclusive ? "x" : "s");
+  }
+  t.grants().clear();
+  EXPECT_EQ(t.holder("x"), 2u);
+  EXPECT_GT(t.token(2, "x"), before);  // a grant is an acquisition: a new token
+  EXPECT_EQ(wx.exclusive, 1u);
+  EXPECT_EQ(ws.shared, 1u);
+  EXPECT_EQ(t.waiters(), 0u);
+}
+
+TEST(LockTableWait, TransferOfASharedLockBothHoldKeepsOneAndAdmitsAWaiter) {
+  LockTable t;
+  Holdings resumer, dropped, w;
+  t.acquire_shared(1, resumer, "s");
+  t.acquire_shared(2, dropped, "s");
+  t.acquire(2, dropped, "x");
+  EXPECT_EQ(t.wait(3, w, "s", 2, true).status, LockTable::WaitStatus::Queued);
+  t.transfer(dropped, 1, resumer);  // conn 1 resumes conn 2's session
+  EXPECT_EQ(resumer.shared, 1u);  // held once, not twice
+  EXPECT_EQ(resumer.exclusive, 1u);
+  EXPECT_EQ(dropped.total(), 0u);
+  EXPECT_EQ(dropped.head, kNil);
+  // Dropping the duplicate hold made room under the waiter's limit of 2.
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 3u);
+  EXPECT_EQ(t.grants()[0].holders, 2u);
+  t.grants().clear();
+  std::vector<ConnId> order;
+  t.for_each(LockKind::Shared, [&](std::string_view, const std::vector<ConnId>& hs) { order = hs; });
+  EXPECT_EQ(order, (std::vector<ConnId>{1, 3}));
+  EXPECT_EQ(t.holder("x"), 1u);
+}
+
+TEST(LockTableWait, TransferKeepsTokensPlacesAndWaiters) {
+  LockTable t(100);
+  Holdings a, d, b, w, n;
+  t.acquire_shared(5, a, "s");
+  t.acquire_shared(2, d, "s");
+  t.acquire_shared(6, b, "s");
+  t.acquire(2, d, "x");
+  const std::uint64_t token = t.token(2, "x");
+  EXPECT_EQ(t.wait(8, w, "x", 0, true).status, LockTable::WaitStatus::Queued);
+  t.transfer(d, 7, n);
+  EXPECT_TRUE(t.grants().empty());
+  EXPECT_EQ(t.token(7, "x"), token);  // the same hold: no new token
+  EXPECT_EQ(t.token(2, "x"), 0u);
+  std::vector<ConnId> order;
+  t.for_each(LockKind::Shared, [&](std::string_view, const std::vector<ConnId>& hs) { order = hs; });
+  EXPECT_EQ(order, (std::vector<ConnId>{5, 7, 6}));  // in the old holder's place
+  // The waiter still waits, now for the new holder.
+  EXPECT_FALSE(t.release(2, d, "x"));
+  EXPECT_TRUE(t.release(7, n, "x"));
+  ASSERT_EQ(t.grants().size(), 1u);
+  EXPECT_EQ(t.grants()[0].conn, 8u);
+  t.grants().clear();
+  EXPECT_GT(t.token(8, "x"), token);
+}
+
+TEST(LockTableWait, OneQueuedWaitPerConnectionAndNoJumpingTheQueue) {
+  LockTable t(1, WaitLimits{10, 2});
+  Holdings h[5];
+  t.acquire_shared(0, h[0], "s");
+  t.acquire(0, h[0], "x");
+  EXPECT_EQ(t.wait(1, h[1], "s", 1, true).status, LockTable::WaitStatus::Queued);
+  // A second wait of a waiting connection is refused; the first stays.
+  EXPECT_EQ(t.wait(1, h[1], "x", 0, true).status, LockTable::WaitStatus::Refused);
+  EXPECT_EQ(t.waiters(), 1u);
+  // There is room under 5, but 1 queued first: no taking it without queueing.
+  EXPECT_EQ(t.wait(2, h[2], "s", 5, false).status, LockTable::WaitStatus::Refused);
+  EXPECT_EQ(t.wait(2, h[2], "s", 5, true).status, LockTable::WaitStatus::Queued);
+  EXPECT_EQ(t.wait(3, h[3], "x", 0, true).status, LockTable::WaitStatus::Refused);  // total 2
+  EXPECT_EQ(t.acquire_shared(4, h[4], "s").holders, 2u);  // plain sg does not queue
+  EXPECT_TRUE(t.grants().empty());
 }
