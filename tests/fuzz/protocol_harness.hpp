@@ -84,9 +84,12 @@ class View final : public ServerView {
 
 class Harness {
  public:
+  static constexpr std::size_t kMaxSessions = 2;
+
   explicit Harness(Features features)
       : view_(*this), proto_(table_, registry_, stats_, features, view_) {
     for (ConnId i = 0; i < kSlots; ++i) conns_[i].session.id = i;
+    proto_.set_max_sessions(kMaxSessions);  // small, so the bound is reached
   }
 
   void send(ConnId i, std::string_view bytes) {
@@ -163,9 +166,12 @@ class Harness {
 
   // Everything the daemon relies on, after every step.
   void check() {
-    std::size_t blocked = 0, exclusive = 0, shared = 0;
+    std::size_t blocked = 0, exclusive = 0, shared = 0, with_grace = 0;
     for (ConnId i = 0; i < kSlots; ++i) {
       Conn& c = conns_[i];
+      // --max-sessions: a slot per open or kept session with grace, no more.
+      if (c.state == State::Open || c.state == State::Detached)
+        with_grace += c.session.grace_ms > 0;
       const Holdings& h = c.session.holdings;
       require(c.session.id == i, "a session lost its id");
       // A blocked connection is answered exactly once: it is in the queue
@@ -190,6 +196,8 @@ class Harness {
       c.out.clear();  // sent
     }
     require(table_.waiters() == blocked, "queued waits that no blocked connection owns");
+    require(proto_.sessions_reserved() == with_grace, "session slots leaked or double-counted");
+    require(with_grace <= kMaxSessions, "more sessions than --max-sessions");
     require(table_.exclusive_locks() == exclusive, "exclusive locks that no session counts");
     // Every hold belongs to an open or detached connection that counts it.
     std::array<std::size_t, kSlots> count{};
