@@ -7,8 +7,8 @@
 #include <sys/resource.h>
 
 #include <cerrno>
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 
 #include "loop.hpp"
@@ -93,6 +93,7 @@ std::string Loop::init() {
                                                           ? kDefaultMaxSessions
                                                           : config_.max_connections);
   protocol_->set_max_sessions(max_sessions_);
+  spdlog::info("sessions kept by grace: at most {} (--max-sessions)", max_sessions_);
 
   if (token_mark_ != nullptr) {
     table_.seed_tokens(token_mark_->first(), token_mark_->mark(), token_mark_);
@@ -155,7 +156,6 @@ std::string Loop::init() {
   const sigset_t mask = take_over_signals();
   signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_) return std::string("cannot create a signalfd: ") + std::strerror(errno);
-  ::signal(SIGPIPE, SIG_IGN);
   return {};
 }
 
