@@ -39,6 +39,8 @@ struct Connection {
   bool reading_paused = false;  // too much unsent output or queued input
   bool queued_for_flush = false;
   bool flush_on_close = false;  // Closing: send what is left, then close
+  bool lingering = false;       // Closing: all sent, FIN sent, reading until the peer's
+  bool peer_eof = false;        // the peer's FIN (or an error) was read
   bool blocked = false;         // a w/sw waits: later requests wait behind it
   bool keep_detached = false;   // dropped with `grace`: keep the slot and locks
   std::int64_t deadline_ns = 0; // when the blocked wait or the grace ends

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -26,6 +27,11 @@ constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
 struct Slot {
   volatile std::sig_atomic_t used = 0;
   char path[PATH_MAX] = {};
+  // The file glockd made there: another glockd may have put its own file
+  // on the same path since (the operator removed ours and started one), and
+  // that one is not ours to remove.
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
 Slot g_slots[4];
 
@@ -35,9 +41,15 @@ struct sigaction g_previous[NSIG];
 // A stack overflow must still reach the handler.
 alignas(16) char g_alt_stack[64 * 1024];
 
+// lstat() and unlink() are async-signal-safe.
+bool still_ours(const Slot& s) {
+  struct stat st{};
+  return ::lstat(s.path, &st) == 0 && st.st_dev == s.dev && st.st_ino == s.ino;
+}
+
 void on_fatal_signal(int sig, siginfo_t* info, void* context) {
   for (const Slot& s : g_slots)
-    if (s.used) ::unlink(s.path);
+    if (s.used && still_ours(s)) ::unlink(s.path);
   // A fault the kernel raised (si_code > 0) under a sanitizer that had a
   // handler before ours: let it print its report, which ends the process.
   // A signal someone sent (kill, si_code <= 0) is not a memory error and
@@ -73,9 +85,13 @@ void install_crash_cleanup() {
 
 void remove_on_crash(const std::string& path) {
   if (path.empty() || path.size() >= sizeof g_slots[0].path) return;
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return;
   for (Slot& s : g_slots) {
     if (s.used) continue;
     std::memcpy(s.path, path.c_str(), path.size() + 1);
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
     // The handler must not see the slot in use before the path is whole.
     std::atomic_signal_fence(std::memory_order_seq_cst);
     s.used = 1;
@@ -86,6 +102,14 @@ void remove_on_crash(const std::string& path) {
 void keep_on_crash(const std::string& path) {
   for (Slot& s : g_slots)
     if (s.used && path == s.path) s.used = 0;
+}
+
+void remove_if_ours(const std::string& path) {
+  for (Slot& s : g_slots) {
+    if (!s.used || path != s.path) continue;
+    s.used = 0;
+    if (still_ours(s)) ::unlink(s.path);
+  }
 }
 
 }  // namespace glockd

@@ -191,19 +191,25 @@ int probe_unix(const sockaddr_un& addr) {
 }
 
 // The socket file must never exist under its name with another mode than
-// --unix-mode (bind creates it 0777 & ~umask), so the socket is bound to a
-// temporary name in the same directory, given its mode, made to listen and
-// only then renamed onto the real path. rename() is atomic and replaces a
-// stale socket file in the same step.
+// --unix-mode, nor before it listens, and must never replace another
+// server's socket. So the socket is bound to a temporary name in the same
+// directory under a umask that gives it its mode from birth, made to listen,
+// and then link()ed to the real path, which fails if anything is there: a
+// stale file is removed first, and a glockd starting at the same moment
+// loses the race with a message instead of taking the path over.
 std::string open_unix(const Config& config, std::vector<Listener>& out) {
   const std::string& path = config.unix_path;
   sockaddr_un addr{};
   if (!fill_sun_path(addr, path))
     return "--unix " + path + ": path too long (at most " +
            std::to_string(sizeof addr.sun_path - 1) + " bytes)";
+  const std::string in_use =
+      "--unix " + path + ": another server is listening there; stop it or choose another path";
 
   struct stat st{};
+  bool stale = false;  // st is then the stale socket file to replace
   if (::lstat(path.c_str(), &st) == 0) {
+    stale = true;
     if (!S_ISSOCK(st.st_mode))
       return "--unix " + path + ": exists and is not a socket; remove it or choose another path";
     // A socket file: live if someone accepts on it, stale after a crash.
@@ -214,9 +220,7 @@ std::string open_unix(const Config& config, std::vector<Listener>& out) {
       if (err == ECONNREFUSED || err == ENOENT) break;  // stale, or gone meanwhile
       if (err != 0)
         return "--unix " + path + ": cannot check the existing socket: " + errno_text(err);
-      if (!retry.again("--unix " + path + ": a server still accepts there"))
-        return "--unix " + path +
-               ": another server is listening there; stop it or choose another path";
+      if (!retry.again("--unix " + path + ": a server still accepts there")) return in_use;
     }
   }
 
@@ -228,39 +232,50 @@ std::string open_unix(const Config& config, std::vector<Listener>& out) {
 
   UniqueFd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (!fd) return "cannot create a unix socket: " + errno_text(errno);
-  if (via_tmp) {
-    // A leftover of a killed glockd that had our pid: the name is ours.
-    ::unlink(tmp.c_str());
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr) != 0)
-      return bind_error(path, errno);
-  } else {
-    // The temporary name would not fit in sun_path: bind the real path
-    // under a umask that yields the permission bits asked for. The stale
-    // file, if any, has to go first; this path is not atomic.
-    ::unlink(path.c_str());
+  {
+    // bind creates the file 0777 & ~umask.
     const ScopedUmask mask(static_cast<mode_t>(~config.unix_mode & 0777));
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      return bind_error(path, errno);
+    if (via_tmp) {
+      // A leftover of a killed glockd that had our pid: the name is ours.
+      ::unlink(tmp.c_str());
+      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&tmp_addr), sizeof tmp_addr) != 0)
+        return bind_error(path, errno);
+    } else {
+      // The temporary name would not fit in sun_path: bind the real path
+      // itself (the stale file, if any, has to go first; it is not listening
+      // until listen() below).
+      if (stale) ::unlink(path.c_str());
+      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return ::lstat(path.c_str(), &st) == 0 ? in_use : bind_error(path, errno);
+    }
   }
   const std::string& bound = via_tmp ? tmp : path;
   remove_on_crash(bound);
   const auto give_up = [&](const char* what) {
     const int err = errno;
-    keep_on_crash(bound);
-    ::unlink(bound.c_str());
+    remove_if_ours(bound);
     return "--unix " + path + ": " + what + ": " + errno_text(err);
   };
-  if (::chmod(bound.c_str(), config.unix_mode) != 0) return give_up("cannot set its mode");
+  // Only bits a umask cannot give (setuid, setgid, sticky) need a chmod.
+  if ((config.unix_mode & ~0777u) != 0 && ::chmod(bound.c_str(), config.unix_mode) != 0)
+    return give_up("cannot set its mode");
   if (::listen(fd.get(), kListenBacklog) != 0) return give_up("cannot listen");
   if (via_tmp) {
-    // Registered first: a crash in between removes at worst the stale file
-    // this replaces.
-    remove_on_crash(path);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      keep_on_crash(path);  // no system call: errno is still rename's
-      return give_up("cannot move the socket into place");
+    // The stale file found above, if it is still that one: a glockd that
+    // started at the same moment may have put its live socket there since.
+    struct stat now{};
+    if (stale && ::lstat(path.c_str(), &now) == 0 && now.st_dev == st.st_dev &&
+        now.st_ino == st.st_ino)
+      ::unlink(path.c_str());
+    if (::link(tmp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      remove_if_ours(tmp);
+      if (err == EEXIST) return in_use;  // another glockd took the path meanwhile
+      errno = err;
+      return "--unix " + path + ": cannot move the socket into place: " + errno_text(err);
     }
-    keep_on_crash(tmp);
+    remove_on_crash(path);
+    remove_if_ours(tmp);
   }
   out.push_back(Listener{std::move(fd), Transport::Unix, path, path});
   return {};
@@ -343,8 +358,7 @@ std::string Pidfile::acquire(const std::string& path) {
 
 void Pidfile::remove() {
   if (!fd_) return;
-  keep_on_crash(path_);
-  ::unlink(path_.c_str());
+  remove_if_ours(path_);
   fd_.reset();
   path_.clear();
 }

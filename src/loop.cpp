@@ -1,6 +1,7 @@
 // Loop implementation: ring setup, the completion dispatch and one handler
 // per operation kind (after liburing's examples/proxy.c).
 #include "loop.hpp"
+#include "crash.hpp"
 #include "loop_internal.hpp"
 #include "verbose_events.hpp"
 
@@ -196,7 +197,7 @@ int Loop::run() {
   // ring's teardown drops its file references later, asynchronously, and a
   // restart would find the port still bound.
   for (const Listener& l : listeners_)
-    if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+    if (!l.unix_path.empty()) remove_if_ours(l.unix_path);
   listeners_.clear();
   spdlog::info("stopped");
   return 0;
@@ -308,9 +309,13 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   } else if (cqe.flags & IORING_CQE_F_BUFFER) {
     return_buffer(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
   }
+  if (c.state == ConnState::Closing) return on_closing_recv(c, cqe.res);
   if (c.state != ConnState::Open) return;
   // The peer finished sending: answer what it sent, then close.
-  if (cqe.res == 0) return terminate(c, "end of stream from the peer", true);
+  if (cqe.res == 0) {
+    c.peer_eof = true;
+    return terminate(c, "end of stream from the peer", true);
+  }
   if (cqe.res < 0) {
     switch (-cqe.res) {
       case ENOBUFS:  // the pool ran dry for a moment: not the peer's fault
@@ -391,7 +396,10 @@ void Loop::end_of_turn() {
   // buffers of this batch are back in the ring.
   for (ConnId id : rearm_queue_) {
     Connection& c = conns_.at(id);
-    if (c.state == ConnState::Open && !c.recv_armed && !c.reading_paused) arm_recv(c);
+    if (c.recv_armed) continue;
+    if ((c.state == ConnState::Open && !c.reading_paused) ||
+        (c.state == ConnState::Closing && c.flush_on_close))
+      arm_recv(c);
   }
   rearm_queue_.clear();
 }

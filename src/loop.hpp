@@ -68,6 +68,7 @@ class Loop final : public ServerView {
   void cancel(Connection& c, Op op);
   void pause_reading(Connection& c);
   void refuse_queued_input(Connection& c);
+  std::size_t pending_limit(const Connection& c) const;
   void arm_hangup_watch(Connection& c);
   void arm_signal();
   void arm_retry_timer();
@@ -102,6 +103,7 @@ class Loop final : public ServerView {
   void flush_closing(Connection& c);
   void maybe_close(Connection& c);
   void end_drain(Connection& c);
+  void on_closing_recv(Connection& c, int res);
   void drain_timeout(Connection& c);
   void end_of_turn();
   void return_buffer(std::uint16_t bid);
@@ -164,6 +166,7 @@ class Loop final : public ServerView {
   RateLimit refusal_limit_;
   RateLimit queue_limit_;
   RateLimit drain_limit_;
+  RateLimit sighup_limit_{std::chrono::seconds(1)};
   std::uint64_t drain_timeouts_ = 0;
   std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
   void log_refusal(const Connection& c, Refusal why);

@@ -2,6 +2,7 @@
 // kept for a grace period), close once nothing is in flight, and the
 // graceful shutdown on SIGTERM/SIGINT/SIGQUIT (SIGHUP is only logged).
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -18,9 +19,13 @@ void Loop::on_signal(const io_uring_cqe& cqe) {
     if (sig == SIGHUP) {
       // A sysadmin's reflex `kill -HUP` must not drop a fleet's locks; it
       // is the signal a later release will reload its certificates on.
-      spdlog::info("received SIGHUP from pid {}: nothing to reload yet (SIGHUP will reload "
-                   "certificates in a later release); still serving, every lock kept",
-                   siginfo_.ssi_pid);
+      // Rate limited: a storm of them must not flood the log.
+      std::uint64_t suppressed = 0;
+      if (sighup_limit_.allow(suppressed))
+        spdlog::info("received SIGHUP from pid {}: nothing to reload yet (SIGHUP will reload "
+                     "certificates in a later release); still serving, every lock kept{}",
+                     siginfo_.ssi_pid,
+                     suppressed > 0 ? fmt::format(" ({} more not logged)", suppressed) : "");
       arm_signal();
       return;
     }
@@ -60,11 +65,33 @@ void Loop::begin_shutdown() {
 
 void Loop::flush_closing(Connection& c) {
   if (c.send_inflight) return;
-  if (c.out.empty()) return end_drain(c);
-  c.sending.swap(c.out);
-  c.out.clear();
-  c.sent = 0;
-  submit_send(c);
+  if (!c.out.empty()) {
+    c.sending.swap(c.out);
+    c.out.clear();
+    c.sent = 0;
+    return submit_send(c);
+  }
+  // All sent. close() with the peer's bytes unread would reset the
+  // connection, and the reset destroys answers the kernel has not delivered
+  // yet; so, as web servers do, send FIN and read (and drop) what the peer
+  // still sends until its own FIN, within the drain deadline.
+  if (c.peer_eof) return end_drain(c);
+  if (!c.lingering) {
+    ::shutdown(c.fd, SHUT_WR);
+    c.lingering = true;
+  }
+  if (!c.recv_armed) arm_recv(c);
+}
+
+void Loop::on_closing_recv(Connection& c, int res) {
+  // Input after the close is dropped (its buffer is back already).
+  if (res == -ECANCELED) return;
+  if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+    c.peer_eof = true;  // nothing more will come
+    if (c.lingering) end_drain(c);
+    return;
+  }
+  if (!c.recv_armed && c.flush_on_close) rearm_queue_.push_back(c.session.id);
 }
 
 void Loop::terminate(Connection& c, const char* why, bool flush) {
@@ -98,7 +125,10 @@ void Loop::terminate(Connection& c, const char* why, bool flush) {
   }
   if (!table_.grants().empty()) answer_grants();
   if (config_.verbose) spdlog::debug("{} closed: {}", c.addr, why);
-  if (c.recv_armed) cancel(c, Op::Recv);
+  // Draining: keep reading (and dropping) what the peer still sends, so the
+  // final close() finds nothing unread and sends FIN, not RST.
+  if (c.flush_on_close && !c.recv_armed && !c.peer_eof) arm_recv(c);
+  else if (!c.flush_on_close && c.recv_armed) cancel(c, Op::Recv);
   if (c.hup_watch) cancel(c, Op::Hangup);
 }
 
@@ -106,6 +136,7 @@ void Loop::end_drain(Connection& c) {
   if (!c.flush_on_close) return;
   c.flush_on_close = false;
   timers_.erase({c.drain_deadline_ns, c.session.id});
+  if (c.recv_armed) cancel(c, Op::Recv);
 }
 
 void Loop::drain_timeout(Connection& c) {
@@ -115,6 +146,7 @@ void Loop::drain_timeout(Connection& c) {
   ++drain_timeouts_;
   c.flush_on_close = false;  // its timer is the one being expired
   if (c.send_inflight) cancel(c, Op::Send);
+  if (c.recv_armed) cancel(c, Op::Recv);
   maybe_close(c);
 }
 

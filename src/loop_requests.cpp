@@ -95,7 +95,7 @@ void Loop::consume(Connection& c, std::string_view bytes) {
   else if (c.blocked || !c.pending_input.empty()) c.pending_input.append(bytes);
   else consume_lines(c, bytes);
   if (c.state != ConnState::Open) return;
-  if (c.pending_input.size() > kMaxPendingInput) return refuse_queued_input(c);
+  if (c.pending_input.size() > pending_limit(c)) return refuse_queued_input(c);
   if (!c.out.empty()) queue_flush(c);
   if (!c.reading_paused && c.unsent() > kMaxUnsentOutput) pause_reading(c);
 }
@@ -107,14 +107,25 @@ void Loop::refuse_queued_input(Connection& c) {
   // of ours can see it, and its locks would outlive it by minutes. So, as
   // Redis does past client-query-buffer-limit, the connection is closed.
   ++queue_overflows_;
-  warn_limited(queue_limit_, c.addr + ": more than " + std::to_string(kMaxPendingInput) +
+  warn_limited(queue_limit_, c.addr + ": more than " + std::to_string(pending_limit(c)) +
                                  " bytes of requests queued behind a wait; closed the "
                                  "connection (its locks are released)");
   c.pending_input.clear();
+  constexpr std::string_view kWhy = "too many requests queued behind a wait";
   std::string& out = c.ws ? scratch_ : c.out;
-  out.append("0 Bad Request: too many requests queued behind a wait\n");
-  if (c.ws) frame_answer(c);
+  out.append("0 Bad Request: ").append(kWhy).push_back('\n');
+  if (c.ws) {
+    frame_answer(c);
+    ws::encode_close(c.out, ws::kClosePolicy, kWhy);
+    c.ws->phase = WebSocketState::Phase::Done;
+  }
   terminate(c, "too many requests queued behind a wait", true);
+}
+
+std::size_t Loop::pending_limit(const Connection& c) const {
+  // A websocket message is one unit: one whole message of the largest size
+  // allowed may always queue behind a wait.
+  return c.ws ? std::max(kMaxPendingInput, config_.ws_max_message + 1) : kMaxPendingInput;
 }
 
 void Loop::pause_reading(Connection& c) {

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
@@ -65,6 +67,13 @@ sigset_t take_over_signals() {
                   SIGXFSZ, SIGPIPE, SIGIO, SIGPWR, SIGSTKFLT})
     ::signal(sig, SIG_IGN);
   for (int sig = SIGRTMIN; sig <= SIGRTMAX; ++sig) ::signal(sig, SIG_IGN);
+  // The two real-time signals below SIGRTMIN (32 and 33) are glibc's own
+  // (thread cancellation, setuid across threads), and its signal() and
+  // sigprocmask() refuse to touch them; yet a `kill -33` would end glockd
+  // without cleanup. glockd has one thread and uses neither, so they are
+  // blocked with the system call itself (the kernel's sigset: bit N-1).
+  const std::uint64_t libc_internal = (std::uint64_t{1} << (32 - 1)) | (std::uint64_t{1} << (33 - 1));
+  ::syscall(SYS_rt_sigprocmask, SIG_BLOCK, &libc_internal, nullptr, sizeof libc_internal);
   // Read by the loop from its signalfd: SIGTERM, SIGINT and SIGQUIT stop it
   // gracefully, SIGHUP is logged (the reload signal to come).
   sigset_t mask;

@@ -87,23 +87,19 @@ int main(int argc, char** argv) {
   }
 
   const std::string status = summary(listeners);
-  // Takes the socket files off the crash handler's list and removes them,
-  // unless the loop's clean stop already did (then a new glockd may own the
-  // path by now).
-  const auto remove_socket_files = [owned = unix_paths_created(listeners)](bool removed) {
-    for (const std::string& path : owned) {
-      keep_on_crash(path);
-      if (!removed) ::unlink(path.c_str());
-    }
+  // Removes the socket files glockd made, unless the loop's clean stop did
+  // already or another glockd's file stands there now.
+  const auto remove_socket_files = [owned = unix_paths_created(listeners)] {
+    for (const std::string& path : owned) remove_if_ours(path);
   };
   Loop loop(config, std::move(listeners), config.state_dir.empty() ? nullptr : &token_mark);
   if (std::string err = loop.init(); !err.empty()) {
-    remove_socket_files(false);
+    remove_socket_files();
     return fail(err);
   }
   loop.on_ready([&] { notify_ready(status); });
   const int rc = loop.run();
-  remove_socket_files(rc == 0);
+  remove_socket_files();
   notify_stopping();
   pidfile.remove();
   return rc;

@@ -3,6 +3,7 @@
 #include "token_mark.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -41,6 +42,13 @@ std::string TokenMark::open(const std::string& dir) {
   if (!dir_fd_)
     return "--state-dir " + dir + ": cannot open it: " + errno_text(errno) +
            (errno == ENOENT ? " (create the directory first)" : "");
+  // One glockd per state directory: two would race on the mark, and either
+  // could hand out tokens the other reserved.
+  if (::flock(dir_fd_.get(), LOCK_EX | LOCK_NB) != 0)
+    return "--state-dir " + dir + ": " +
+           (errno == EWOULDBLOCK ? std::string("another glockd is using it; give each instance "
+                                               "its own state directory")
+                                 : "cannot lock it: " + errno_text(errno));
   UniqueFd f{::openat(dir_fd_.get(), kFileName, O_RDONLY | O_CLOEXEC)};
   if (!f) {
     if (errno == ENOENT) return {};  // first start with this directory

@@ -20,6 +20,7 @@ inline constexpr std::uint16_t kCloseNormal = 1000;
 inline constexpr std::uint16_t kCloseProtocolError = 1002;
 inline constexpr std::uint16_t kCloseNoStatus = 1005;  // never on the wire
 inline constexpr std::uint16_t kCloseInvalidPayload = 1007;
+inline constexpr std::uint16_t kClosePolicy = 1008;
 inline constexpr std::uint16_t kCloseTooBig = 1009;
 
 enum class Opcode : std::uint8_t {

@@ -276,21 +276,35 @@ class Signals(DaemonTestCase):
         self.assertFalse(os.path.exists(d.unix_path), "unix socket file left behind")
         self.assertFalse(os.path.exists(d.pidfile), "pidfile left behind")
 
+    def test_a_sighup_storm_is_logged_rate_limited(self):
+        d = self.daemon()
+        c = self.client(d)
+        self.assertEqual(c.req("g held"), g_ok("held"))
+        for _ in range(2000):
+            d.proc.send_signal(signal.SIGHUP)
+        self.assertEqual(c.req("i held"), i_yes("held"))
+        self.wait_log(d, "received SIGHUP")
+        d.stop()
+        # One line per second at most: a storm of 2000 sent in well under
+        # the test's time-out cannot reach a line per signal.
+        self.assertLess(d.stderr().count("received SIGHUP"), 2000 // 10)
+
     # Each of these ends or stops a process by default; glockd ignores them.
     IGNORED = ["SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXFSZ", "SIGPIPE",
                "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGIO", "SIGPWR", "SIGSTKFLT", "SIGRTMIN",
-               "SIGRTMAX"]
+               "SIGRTMAX", 32, 33]  # 32, 33: glibc's own, below its SIGRTMIN
 
     def test_ignored_signals_keep_serving_and_every_lock(self):
         for name in self.IGNORED:
             with self.subTest(signal=name):
+                sig = name if isinstance(name, int) else getattr(signal, name)
                 # session=False: in an orphaned process group (a session of
                 # its own) the kernel would discard SIGTSTP/SIGTTIN/SIGTTOU
                 # itself, and this test could not fail for them.
-                d = self.daemon(session=False, name=name)
+                d = self.daemon(session=False, name="sig%s" % name)
                 holder, other = self.client(d), self.client(d)
                 self.assertEqual(holder.req("g held"), g_ok("held"))
-                d.proc.send_signal(getattr(signal, name))
+                d.proc.send_signal(sig)
                 # An answer after the signal was sent: it did not end or
                 # stop the process (either happens before it runs again).
                 self.assertEqual(other.req("g held"), g_fail("held"))
@@ -668,6 +682,43 @@ class Verbose(DaemonTestCase):
         for text in ("%s connected" % A, "obtained lock for foo", "orphaned lock foo",
                      "%s disconnected" % A):
             self.assertNotIn(text, err)
+
+
+class UnixSocketOwnership(DaemonTestCase):
+    """Two glockd on one --unix path: one serves, the other is refused, and
+    nobody removes a socket file that is not its own (found by a hostile
+    review: rename() let both start, and a stop removed the other's file)."""
+
+    def test_simultaneous_starts_one_serves_the_other_is_refused(self):
+        path = os.path.join(self.tmp, "race.sock")
+        for k in range(5):  # each refusal takes the 1 s retry
+            pair = [Daemon(self.tmp, tcp=False, unix_path=path, name="race%d%s" % (k, x))
+                    for x in "ab"]
+            for d in pair:
+                self.addCleanup(d.kill)
+                d.spawn()
+            outcomes = [d.wait_ready() for d in pair]
+            ready = [d for d, why in zip(pair, outcomes) if why is None]
+            self.assertEqual(len(ready), 1, "round %d: %r" % (k, outcomes))
+            refused = [why for why in outcomes if why is not None][0]
+            self.assertIn("exited with 1", refused)
+            self.assertIn("another server is listening there", refused)
+            self.serving(ready[0], "unix")
+            ready[0].stop()
+            self.assertFalse(os.path.exists(path))
+
+    def test_a_stop_or_a_crash_leaves_another_glockds_socket_alone(self):
+        path = os.path.join(self.tmp, "shared.sock")
+        for sig in (signal.SIGTERM, signal.SIGSEGV):
+            first = self.daemon(tcp=False, unix_path=path, name="first%d" % sig)
+            os.unlink(path)  # an operator (or a temp cleaner) removes it
+            second = self.daemon(tcp=False, unix_path=path, name="second%d" % sig)
+            first.proc.send_signal(sig)
+            first.proc.wait(TIMEOUT)
+            self.assertTrue(os.path.exists(path), "the second glockd's socket was removed")
+            self.serving(second, "unix")
+            second.stop()
+            self.assertFalse(os.path.exists(path))
 
 
 if __name__ == "__main__":

@@ -146,6 +146,29 @@ class HangupWhilePaused(MetricsCase):
         self.wait_answer(probe, "i K", i_no("K"))
         self.settle(probe, connections=1, locks=0, orphans=101)
 
+    def test_half_close_then_read_gets_whole_answers_and_a_clean_end(self):
+        # The requests glockd had not read yet are dropped with the FIN; the
+        # answers it had made arrive whole, then FIN: never a reset that
+        # destroys answers in flight (found by a hostile review).
+        d = self.daemon()
+        hog, probe = self.hog_paused(d)
+        hog.send(b"d\n" * 20000)  # these stay unread in the kernel: reading is paused
+        hog.sock.shutdown(socket.SHUT_WR)
+        self.wait_answer(probe, "i K", i_no("K"))
+        data = bytearray(hog.buf)
+        while True:
+            try:
+                chunk = hog.sock.recv(1 << 20)
+            except ConnectionResetError:
+                self.fail("reset after %d bytes of answers" % len(data))
+            if not chunk:
+                break
+            data += chunk
+        lines = data.count(b"\n")
+        self.assertTrue(data.endswith(b"\n"))
+        self.assertGreater(lines, 0)
+        self.assertEqual(lines % 101, 0, "a d answer cut short")  # 101 locks held
+
     def test_a_half_closed_non_reader_is_dropped_after_the_drain_timeout(self):
         # Its locks go at the FIN; its slot and unsent answers go after
         # --drain-timeout (before: it stayed 'closing' for ever).
@@ -262,6 +285,14 @@ class FencingTokensAcrossRestarts(DaemonTestCase):
         d.stop()
         d2 = self.daemon(args=["--state-dir", self.state])
         self.assertGreater(self.token(self.client(d2), "a"), t1)
+
+    def test_a_second_glockd_on_the_same_state_dir_is_refused(self):
+        d = self.daemon(args=["--state-dir", self.state])
+        [(rc, _, err)] = self.run_bad([["--port", str(free_port()), "--bind", "127.0.0.1",
+                                        "--ws", "0", "--state-dir", self.state]])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("--state-dir %s: another glockd is using it" % self.state, err)
+        self.serving(d)
 
     def test_unusable_state_dir_refuses_the_start(self):
         missing = os.path.join(self.tmp, "missing")

@@ -1281,5 +1281,44 @@ class HttpEndpoints(WsTestCase):
         self.assertEqual(get(d.ws_port, "/healthz")[::2], (200, b"ok\n"))
 
 
+class QueuedBehindAWait(WsTestCase):
+    """Requests behind a blocked `w` queue up to 1 MiB, or one whole message
+    of the largest size allowed; past that: a Bad Request message, then
+    close 1008 (a hostile review found a 1 MiB message, which is allowed,
+    dropping the connection)."""
+
+    def waiting(self, d):
+        holder = self.tcp(d)
+        self.assertEqual(holder.req("g L"), g_ok("L"))
+        w = self.raw(d)
+        self.assertEqual(w.req("g K"), g_ok("K"))
+        w.text("w 600000 L")
+        return holder, w
+
+    def test_one_message_of_the_largest_size_waits_and_is_answered(self):
+        d = self.ws_daemon()
+        holder, w = self.waiting(d)
+        count = (1 << 20) // 4  # 1 MiB of "i K\n", the --ws-max-message default
+        w.text(b"i K\n" * count)
+        self.assertTrue(w.nothing_within(0.2))  # still waiting behind the w
+        self.assertEqual(holder.req("r L"), r_ok("L"))
+        self.assertEqual(w.answer(), g_ok("L"))
+        for _ in range(count):  # one message per answer
+            self.assertEqual(w.answer(), i_yes("K"))
+        self.assertEqual(w.req("r K"), r_ok("K"))
+
+    def test_more_than_that_is_refused_and_closed_with_1008(self):
+        d = self.ws_daemon()
+        holder, w = self.waiting(d)
+        big = b"i K\n" * ((1 << 20) // 4)
+        w.send(frame(OP_TEXT, big) + frame(OP_TEXT, big))
+        self.assertEqual(w.answer(), b"0 Bad Request: too many requests queued behind a wait\n")
+        code, reason = w.expect_close()
+        self.assertEqual(code, 1008)
+        self.assertEqual(reason, b"too many requests queued behind a wait")
+        probe = self.tcp(d)
+        self.wait_answer(probe, "i K", i_no("K"))
+
+
 if __name__ == "__main__":
     unittest.main()
