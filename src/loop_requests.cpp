@@ -88,14 +88,16 @@ void Loop::expire_detached(Connection& c) {
 }
 
 void Loop::consume(Connection& c, std::string_view bytes) {
-  // Bytes wait behind a blocked request, and behind the requests queued
-  // while it was blocked until resume_pipelines() has run them: a granted
-  // `w` must not let newer requests overtake older ones.
+  // Bytes wait behind a blocked request, behind unsent answers over their
+  // bound, and behind the requests queued meanwhile until resume_pipelines()
+  // has run them: newer requests never overtake older ones.
   if (c.ws) consume_ws(c, bytes);
-  else if (c.blocked || !c.pending_input.empty()) c.pending_input.append(bytes);
+  else if (c.blocked || c.reading_paused || !c.pending_input.empty()) c.pending_input.append(bytes);
   else consume_lines(c, bytes);
   if (c.state != ConnState::Open) return;
-  if (c.pending_input.size() > pending_limit(c)) return refuse_queued_input(c);
+  // Behind a wait (not behind unread answers: then the recv is off and what
+  // the kernel had already taken is all that can come).
+  if (c.blocked && c.pending_input.size() > pending_limit(c)) return refuse_queued_input(c);
   if (!c.out.empty()) queue_flush(c);
   if (!c.reading_paused && c.unsent() > kMaxUnsentOutput) pause_reading(c);
 }
@@ -178,7 +180,9 @@ void Loop::consume_lines(Connection& c, std::string_view text) {
         if (!table_.grants().empty()) answer_grants();
         if (outcome.refused != Refusal::None) log_refusal(c, outcome.refused);
         if (outcome.blocked) block(c, outcome.wait_ms);
-        return !outcome.blocked;
+        // Checked per request, not per read: a few bytes of `d` or `q` can
+        // ask for megabytes of answer. The rest waits until the peer reads.
+        return !outcome.blocked && c.unsent() <= kMaxUnsentOutput;
 #endif
       },
       [&] {
@@ -203,6 +207,8 @@ void Loop::maybe_resume_reading(Connection& c) {
   c.reading_paused = false;
   if (c.hup_watch) cancel(c, Op::Hangup);
   if (!c.recv_armed) rearm_queue_.push_back(c.session.id);
+  // Requests held back while the answers were over their bound go first.
+  if (!c.blocked && !c.pending_input.empty()) resume_queue_.push_back(c.session.id);
 }
 
 void Loop::block(Connection& c, std::uint32_t wait_ms) {
@@ -268,6 +274,7 @@ void Loop::resume_pipelines() {
     c.pending_input.clear();
     consume_lines(c, input);  // pending input is always request lines
     if (!c.out.empty()) queue_flush(c);
+    if (!c.reading_paused && c.unsent() > kMaxUnsentOutput) pause_reading(c);
     maybe_resume_reading(c);
   }
   resume_queue_.clear();

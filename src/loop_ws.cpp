@@ -89,13 +89,14 @@ void Loop::consume_ws(Connection& c, std::string_view bytes) {
 void Loop::on_ws_message(Connection& c, std::string_view payload) {
   // The message's end ends its last request (PROTOCOL.md section 3).
   // Queued requests (see Loop::consume) go first.
-  if (c.blocked || !c.pending_input.empty()) {
+  if (c.blocked || c.reading_paused || !c.pending_input.empty()) {
     c.pending_input.append(payload);
     c.pending_input.push_back('\n');
     return;
   }
   consume_lines(c, payload);
-  if (c.blocked) c.pending_input.push_back('\n');
+  // Stopped early (a wait, or answers over their bound): the rest is queued.
+  if (c.blocked || !c.pending_input.empty()) c.pending_input.push_back('\n');
   else consume_lines(c, "\n");
 }
 
@@ -150,6 +151,8 @@ std::string Loop::metrics_text() {
   for (std::size_t i = 0; i < conns_.slots(); ++i) {
     const Connection& c = conns_.at(static_cast<ConnId>(i));
     if (c.state == ConnState::Open && c.reading_paused) ++in.paused_connections;
+    in.unsent_bytes += c.unsent();
+    in.queued_bytes += c.pending_input.size();
     if (c.state == ConnState::Closing && c.flush_on_close) ++in.draining_connections;
   }
   in.token_mark = token_mark_ != nullptr ? token_mark_->mark() : 0;

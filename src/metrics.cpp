@@ -65,6 +65,13 @@ std::string render_metrics(const MetricsInput& in) {
          "Connections whose reading is paused (over 4 MiB of answers unsent); each is still "
          "watched for hangup.");
   sample(out, "glockd_paused_connections", in.paused_connections);
+  family(out, "glockd_unsent_bytes", "gauge",
+         "Answers made but not yet taken by the kernel, all connections (at most 4 MiB and one "
+         "answer each).");
+  sample(out, "glockd_unsent_bytes", in.unsent_bytes);
+  family(out, "glockd_queued_bytes", "gauge",
+         "Requests read but not yet handled (behind a wait or unread answers), all connections.");
+  sample(out, "glockd_queued_bytes", in.queued_bytes);
   family(out, "glockd_queue_overflows_total", "counter",
          "Connections closed for queueing more than 1 MiB of requests behind a blocked wait.");
   sample(out, "glockd_queue_overflows_total", in.queue_overflows);

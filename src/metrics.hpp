@@ -22,6 +22,8 @@ struct MetricsInput {
   std::size_t sessions_reserved = 0;           // grace > 0, open or kept
   std::size_t max_sessions = 0;
   std::size_t paused_connections = 0;          // reading paused, hangup watched
+  std::size_t unsent_bytes = 0;                // answers made, not yet taken by the kernel
+  std::size_t queued_bytes = 0;                // requests read, not yet handled
   std::uint64_t queue_overflows = 0;
   std::size_t draining_connections = 0;        // closed, still sending their last answers
   std::uint64_t drain_timeouts = 0;           // closed: too much queued behind a wait

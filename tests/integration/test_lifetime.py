@@ -139,6 +139,17 @@ class HangupWhilePaused(MetricsCase):
         self.settle_metric("glockd_paused_connections", 1)
         return hog, probe
 
+    def test_unsent_answers_are_bounded_per_request(self):
+        # 4,000 bytes of `d` ask for 24 MB of answers; the bound on unsent
+        # answers is checked per request, so the rest of the requests wait
+        # (found by a hostile review: checked per 4 KiB read, 2 KB of `d`
+        # took 220 MB).
+        d = self.daemon()
+        hog, probe = self.hog_paused(d)
+        self.assertLessEqual(self.metric("glockd_unsent_bytes"), 4 * 2 ** 20 + 64 * 2 ** 10)
+        self.assertGreater(self.metric("glockd_queued_bytes"), 0)
+        self.assertEqual(probe.req("i K"), i_yes("K"))
+
     def test_half_close_with_unread_answers_releases_the_locks(self):
         d = self.daemon()
         hog, probe = self.hog_paused(d)
