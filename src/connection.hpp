@@ -36,7 +36,7 @@ struct Connection {
   bool send_inflight = false;
   bool hup_watch = false;       // a poll for hangup is in flight (reading paused)
   std::uint8_t cancels = 0;     // cancel requests in flight
-  bool reading_paused = false;  // too much unsent output or queued input
+  bool reading_paused = false;  // over kMaxUnsentOutput unsent: recv off, hangup watched
   bool queued_for_flush = false;
   bool flush_on_close = false;  // Closing: send what is left, then close
   bool lingering = false;       // Closing: all sent, FIN sent, reading until the peer's
@@ -51,7 +51,7 @@ struct Connection {
   std::string sending;  // the bytes of the send in flight
   std::size_t sent = 0; // how much of `sending` the kernel took so far
   std::string addr;     // IP:PORT, [IP]:PORT or unix:N
-  std::string pending_input;  // request lines that arrived behind a blocked one
+  std::string pending_input;  // requests held back behind a wait or unsent answers
   std::unique_ptr<WebSocketState> ws;  // websocket/HTTP port only
 
   bool idle() const { return !recv_armed && !send_inflight && cancels == 0 && !hup_watch; }

@@ -23,7 +23,6 @@ namespace glockd {
 
 using namespace loop_detail;
 
-
 Loop::Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark)
     : config_(config),
       listeners_(std::move(listeners)),

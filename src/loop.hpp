@@ -68,6 +68,7 @@ class Loop final : public ServerView {
   void cancel(Connection& c, Op op);
   void pause_reading(Connection& c);
   void refuse_queued_input(Connection& c);
+  void log_refusal(const Connection& c, Refusal why);
   std::size_t pending_limit(const Connection& c) const;
   void arm_hangup_watch(Connection& c);
   void arm_signal();
@@ -169,7 +170,6 @@ class Loop final : public ServerView {
   RateLimit sighup_limit_{std::chrono::seconds(1)};
   std::uint64_t drain_timeouts_ = 0;
   std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
-  void log_refusal(const Connection& c, Refusal why);
   std::size_t max_sessions_ = 0;
   int random_errno_ = 0;  // why the last new_token() failed
 };

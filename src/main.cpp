@@ -2,8 +2,6 @@
 // pidfile, run the loop.
 #include <spdlog/spdlog.h>
 
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "config.hpp"

@@ -73,7 +73,8 @@ std::string render_metrics(const MetricsInput& in) {
          "Requests read but not yet handled (behind a wait or unread answers), all connections.");
   sample(out, "glockd_queued_bytes", in.queued_bytes);
   family(out, "glockd_queue_overflows_total", "counter",
-         "Connections closed for queueing more than 1 MiB of requests behind a blocked wait.");
+         "Connections closed for queueing more than 1 MiB (or one websocket message) of requests "
+         "behind a blocked wait.");
   sample(out, "glockd_queue_overflows_total", in.queue_overflows);
   family(out, "glockd_draining_connections", "gauge",
          "Closed connections still sending their last answers (bounded by --drain-timeout).");
