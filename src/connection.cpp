@@ -1,7 +1,115 @@
-// ConnectionTable: slot reuse with generations.
+// Connection's transitions and in-flight counters (each asserts what it
+// expects: a broken invariant stops the daemon rather than grant a lock
+// twice), and ConnectionTable: slot reuse with generations.
 #include "connection.hpp"
 
+#include <cassert>
+
 namespace glockd {
+
+using State = Connection::State;
+
+const char* Connection::state_name() const {
+  switch (state_) {
+    case State::Free: return "free";
+    case State::Reading: return "reading";
+    case State::Blocked: return "blocked";
+    case State::Throttled: return "throttled";
+    case State::Draining: return "draining";
+    case State::Closing: return "closing";
+    case State::Detached: return "detached";
+  }
+  return "?";
+}
+
+void Connection::start(int socket, Transport t, std::unique_ptr<Framing> framing) {
+  assert(state_ == State::Free && fd < 0 && idle());
+  fd = socket;
+  transport = t;
+  framing_ = std::move(framing);
+  stream_ = std::make_unique<PlainStream>();
+  state_ = State::Reading;
+}
+
+void Connection::block() {
+  assert(state_ == State::Reading);
+  state_ = State::Blocked;
+}
+
+void Connection::end_wait() {
+  assert(waiting());
+  if (state_ == State::Blocked) state_ = State::Reading;
+  else after_throttle_ = State::Reading;
+}
+
+void Connection::throttle() {
+  assert(state_ == State::Reading || state_ == State::Blocked);
+  after_throttle_ = state_;
+  state_ = State::Throttled;
+}
+
+void Connection::unthrottle() {
+  assert(state_ == State::Throttled);
+  state_ = after_throttle_;
+  after_throttle_ = State::Reading;
+}
+
+void Connection::drain() {
+  assert(open());
+  state_ = State::Draining;
+}
+
+void Connection::close() {
+  assert(open() || state_ == State::Draining);
+  state_ = State::Closing;
+}
+
+void Connection::closed() {
+  assert(state_ == State::Closing && idle() && fd < 0);
+  state_ = State::Detached;
+}
+
+void Connection::recv_armed() {
+  assert(in_flight_.recv == 0 && state_ != State::Free && state_ != State::Detached);
+  in_flight_.recv = 1;
+}
+void Connection::recv_ended() {
+  assert(in_flight_.recv == 1);
+  in_flight_.recv = 0;
+}
+void Connection::send_started() {
+  assert(in_flight_.send == 0 && (open() || state_ == State::Draining));
+  in_flight_.send = 1;
+}
+void Connection::send_ended() {
+  assert(in_flight_.send == 1);
+  in_flight_.send = 0;
+}
+void Connection::hangup_armed() {
+  assert(in_flight_.hangup == 0 && state_ == State::Throttled);
+  in_flight_.hangup = 1;
+}
+void Connection::hangup_ended() {
+  assert(in_flight_.hangup == 1);
+  in_flight_.hangup = 0;
+}
+void Connection::cancel_started() {
+  assert(state_ != State::Free && state_ != State::Detached);
+  ++in_flight_.cancels;
+}
+void Connection::cancel_ended() {
+  assert(in_flight_.cancels > 0);
+  --in_flight_.cancels;
+}
+
+bool Connection::take_output() {
+  if (in_flight_.send != 0 || out.empty()) return false;
+  assert(sent == sending.size());
+  sending.clear();
+  sent = 0;
+  stream_->encode(out, sending);
+  return !sending.empty();
+}
 
 Connection& ConnectionTable::allocate() {
   ConnId id;
@@ -13,13 +121,15 @@ Connection& ConnectionTable::allocate() {
     slots_.emplace_back(max_line_);
   }
   Connection& c = slots_[id];
+  assert(c.state() == State::Free);
   c.session.id = id;
-  c.state = ConnState::Open;
   ++in_use_;
   return c;
 }
 
 void ConnectionTable::free(Connection& c) {
+  assert((c.state() == State::Closing || c.state() == State::Detached) && c.idle() && c.fd < 0);
+  assert(!c.session.kept && c.session.holdings.total() == 0);
   const ConnId id = c.session.id;
   const std::uint32_t gen = c.gen + 1;
   c.~Connection();

@@ -1,61 +1,140 @@
-// Connection: one client's socket state: what it has read but not yet
-// answered, the answers waiting to be sent, the locks it holds (through its
-// Session), and which io_uring operations are in flight for it.
+// Connection: what can happen to one client's connection. One state value,
+// changed only by the transitions below, each asserting the state it
+// expects; counters of the ring operations in flight; and the buffers
+// between the socket and the protocol. Pure: the Loop does the I/O.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "framing.hpp"
 #include "line_reader.hpp"
 #include "listeners.hpp"
 #include "protocol.hpp"
-#include "ws_conn.hpp"
+#include "stream.hpp"
 
 namespace glockd {
 
-enum class ConnState : std::uint8_t {
-  Free,     // the slot holds no connection
-  Open,     // reading requests, sending answers
-  Closing,  // locks released (or kept, see keep_detached); waits for
-            // in-flight operations, then close()
-  Detached, // socket closed, locks kept for the session's grace period
+// Deadlines a connection can have; each at most once (Loop's timers).
+enum class Deadline : std::uint8_t {
+  Framing,  // the framing's own (an HTTP request head must complete)
+  Wait,     // a blocked w/sw gives up
+  Drain,    // a Draining connection's last answers must be read by then
+  Grace,    // a kept session's locks are released
 };
+inline constexpr std::size_t kDeadlines = 4;
 
+class Connection {
+ public:
+  enum class State : std::uint8_t {
+    // The slot holds no connection.
+    Free,
+    // A recv is armed (or re-armed at the end of the turn); each request is
+    // handled as it arrives.
+    Reading,
+    // A w/sw waits for its lock. The recv stays armed (a peer that leaves
+    // must lose its locks at once) and later requests queue behind the wait,
+    // within a bound past which the connection is refused.
+    Blocked,
+    // Its unsent answers passed their bound: no recv, and no request is
+    // handled until the peer has read half of them. A poll watches for the
+    // peer's FIN or RST meanwhile. Returns to Reading, or to Blocked when a
+    // wait is still on.
+    Throttled,
+    // Closing with answers to deliver (the peer half-closed, or is told why
+    // it is dropped): they go out, then our FIN, then the peer's input is
+    // read and dropped until its FIN, so that close() never resets answers
+    // in flight. Bounded by --drain-timeout.
+    Draining,
+    // Closing: the operations in flight are cancelled; the descriptor is
+    // closed when none is left (terminate, then close when idle).
+    Closing,
+    // The socket is closed; the session and its locks are kept for its
+    // grace period, until resumed or expired.
+    Detached,
+  };
 
-struct Connection {
   explicit Connection(std::size_t max_line) : reader(max_line) {}
 
+  State state() const { return state_; }
+  bool open() const {
+    return state_ == State::Reading || state_ == State::Blocked || state_ == State::Throttled;
+  }
+  // Requests are handled only when Reading and nothing queued goes first.
+  bool handles_requests_now() const { return state_ == State::Reading && pending_input.empty(); }
+  const char* state_name() const;
+
+  // --- transitions ---------------------------------------------------------
+  void start(int fd, Transport transport, std::unique_ptr<Framing> framing);  // Free -> Reading
+  void block();       // Reading -> Blocked
+  void end_wait();    // Blocked -> Reading; Throttled: back to Reading later
+  void throttle();    // Reading | Blocked -> Throttled
+  void unthrottle();  // Throttled -> Reading | Blocked
+  void drain();       // Reading | Blocked | Throttled -> Draining
+  void close();       // Reading | Blocked | Throttled | Draining -> Closing
+  // Closing, nothing in flight: the descriptor is gone. -> Detached when
+  // the session is kept, else the slot is to be freed (ConnectionTable).
+  void closed();
+  bool waiting() const {
+    return state_ == State::Blocked || (state_ == State::Throttled && after_throttle_ == State::Blocked);
+  }
+
+  // --- operations in flight --------------------------------------------------
+  struct InFlight {
+    std::uint8_t recv = 0;     // a (multishot) recv
+    std::uint8_t send = 0;
+    std::uint8_t hangup = 0;   // a poll for the peer's FIN or RST (Throttled)
+    std::uint16_t cancels = 0;
+  };
+  const InFlight& in_flight() const { return in_flight_; }
+  bool idle() const {
+    return in_flight_.recv == 0 && in_flight_.send == 0 && in_flight_.hangup == 0 &&
+           in_flight_.cancels == 0;
+  }
+  void recv_armed();
+  void recv_ended();
+  void send_started();
+  void send_ended();
+  void hangup_armed();
+  void hangup_ended();
+  void cancel_started();
+  void cancel_ended();
+
+  // --- output ---------------------------------------------------------------
+  std::size_t unsent() const { return out.size() + sending.size() - sent; }
+  // Moves the answers made so far into the send buffer through the byte
+  // stream; false when a send is in flight or there is nothing to send.
+  bool take_output();
+  std::string_view send_rest() const { return std::string_view(sending).substr(sent); }
+
+  Framing& framing() { return *framing_; }
+  ByteStream& stream() { return *stream_; }
+
+  // --- data -----------------------------------------------------------------
   int fd = -1;
   std::uint32_t gen = 0;  // bumped when the slot is recycled
   Transport transport = Transport::Tcp;
-  ConnState state = ConnState::Free;
-  bool recv_armed = false;      // a (multishot) recv is in flight
-  bool send_inflight = false;
-  bool hup_watch = false;       // a poll for hangup is in flight (reading paused)
-  std::uint8_t cancels = 0;     // cancel requests in flight
-  bool reading_paused = false;  // over kMaxUnsentOutput unsent: recv off, hangup watched
-  bool queued_for_flush = false;
-  bool flush_on_close = false;  // Closing: send what is left, then close
-  bool lingering = false;       // Closing: all sent, FIN sent, reading until the peer's
-  bool peer_eof = false;        // the peer's FIN (or an error) was read
-  bool blocked = false;         // a w/sw waits: later requests wait behind it
-  bool keep_detached = false;   // dropped with `grace`: keep the slot and locks
-  std::int64_t deadline_ns = 0; // when the blocked wait or the grace ends
-  std::int64_t drain_deadline_ns = 0;  // flush_on_close: when to give up
+  bool queued_for_flush = false;  // in the loop's flush list for this turn
+  bool fin_sent = false;          // Draining: shutdown(SHUT_WR) done
+  bool peer_eof = false;          // the peer's FIN (or an error) was read
+  std::array<std::int64_t, kDeadlines> deadlines{};  // 0: none
   Session session;
   LineReader reader;
   std::string out;      // answers produced since the last send was issued
   std::string sending;  // the bytes of the send in flight
   std::size_t sent = 0; // how much of `sending` the kernel took so far
-  std::string addr;     // IP:PORT, [IP]:PORT or unix:N
   std::string pending_input;  // requests held back behind a wait or unsent answers
-  std::unique_ptr<WebSocketState> ws;  // websocket/HTTP port only
 
-  bool idle() const { return !recv_armed && !send_inflight && cancels == 0 && !hup_watch; }
-  std::size_t unsent() const { return out.size() + sending.size() - sent; }
+ private:
+  State state_ = State::Free;
+  State after_throttle_ = State::Reading;
+  InFlight in_flight_;
+  std::unique_ptr<Framing> framing_;
+  std::unique_ptr<ByteStream> stream_;
 };
 
 // Slots with stable addresses; a slot's index is the connection's ConnId.

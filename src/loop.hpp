@@ -1,27 +1,28 @@
-// Loop: the io_uring ring and the one completion-queue loop that drives
-// accept, recv, send and close for every listener and connection.
+// Loop: the one completion-queue loop. It drives each Connection through
+// its states with the Ring's operations, hands requests to the LineHandler
+// (the Protocol) and acts on what comes back, in one place.
 #pragma once
 
-#include <liburing.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "config.hpp"
 #include "connection.hpp"
 #include "listeners.hpp"
 #include "lock_table.hpp"
-#include "http.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
 #include "registry.hpp"
+#include "ring.hpp"
 #include "token_mark.hpp"
 
 namespace glockd {
@@ -32,105 +33,101 @@ namespace glockd {
 // is not fatal. Returns the blocked set.
 sigset_t take_over_signals();
 
-class Loop final : public ServerView {
+class Loop final {
  public:
   // token_mark: the started --state-dir mark, or null (tokens from the clock).
-  Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark);
-  ~Loop() override;
+  // handler: where request lines go; null for the Protocol (the benchmark's
+  // echo ceiling passes its own).
+  Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark,
+       LineHandler* handler = nullptr);
+  ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  // Sets up the ring, the buffer pool and the signal fd. On failure returns
-  // a message that names the cause and the fix.
+  // Sets up the ring and the signal fd. On failure returns a message that
+  // names the cause and the fix.
   std::string init();
   // Serves until SIGTERM, SIGINT or SIGQUIT; returns the process exit status.
   int run();
-
-  // ServerView
-  std::string_view addr(ConnId conn) const override;
-  std::size_t connections_now() override;
-  std::string new_token() override;
-  Session* detached(ConnId conn) override;
-  void forget_detached(ConnId conn) override;
-
   // Called once the loop is serving (readiness notification).
   void on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
 
  private:
-  // What a submission was for; packed into user_data with slot + generation.
-  enum class Op : std::uint8_t { Accept = 1, Recv, Send, Cancel, Close, Signal, Timer, Hangup };
+  class Sink;  // FramingSink for one connection (loop_requests.cpp)
+  friend class Sink;
 
-  static std::uint64_t tag(Op op, std::uint32_t slot, std::uint32_t gen);
-
-  io_uring_sqe* sqe();
-  void arm_accept(std::size_t listener);
-  void arm_recv(Connection& c);
-  void cancel(Connection& c, Op op);
-  void pause_reading(Connection& c);
-  void refuse_queued_input(Connection& c);
-  void log_refusal(const Connection& c, Refusal why);
-  std::size_t pending_limit(const Connection& c) const;
-  void arm_hangup_watch(Connection& c);
-  void arm_signal();
-  void arm_retry_timer();
-  void submit_send(Connection& c);
-
+  // loop.cpp: the dispatch, ring operations with their in-flight counts,
+  // deadlines, the end of a turn.
   void handle_cqe(const io_uring_cqe& cqe);
-  void on_accept(std::size_t listener, const io_uring_cqe& cqe);
   void on_recv(Connection& c, const io_uring_cqe& cqe);
   void on_send(Connection& c, const io_uring_cqe& cqe);
   void on_hangup(Connection& c, const io_uring_cqe& cqe);
-  void on_signal(const io_uring_cqe& cqe);
-
-  void adopt(int fd, Transport transport);
-  void consume(Connection& c, std::string_view bytes);
-  void consume_lines(Connection& c, std::string_view text);
-  void frame_answer(Connection& c);
-  void consume_ws(Connection& c, std::string_view bytes);
-  void on_ws_message(Connection& c, std::string_view payload);
-  void route_http(Connection& c, const http::Request& request);
-  void http_reply(Connection& c, std::string response, const char* why);
-  void http_timeout(Connection& c);
-  std::string metrics_text();
+  void arm_recv(Connection& c);
+  void arm_hangup(Connection& c);
+  void cancel(Connection& c, Op op);
+  void send_rest(Connection& c);
   void queue_flush(Connection& c);
-  void block(Connection& c, std::uint32_t wait_ms);
-  void unblock(Connection& c);
-  void answer_grants();
-  void expire_detached(Connection& c);
-  void expire_waits();
-  void resume_pipelines();
-  void maybe_resume_reading(Connection& c);
-  void terminate(Connection& c, const char* why, bool flush = false);
-  void flush_closing(Connection& c);
-  void maybe_close(Connection& c);
-  void end_drain(Connection& c);
-  void on_closing_recv(Connection& c, int res);
-  void drain_timeout(Connection& c);
+  void arm_deadline(Connection& c, Deadline d, std::int64_t at_ns);
+  void disarm_deadline(Connection& c, Deadline d);
+  void expire_deadlines();
+  void on_deadline(Connection& c, Deadline d);
   void end_of_turn();
-  void return_buffer(std::uint16_t bid);
-  void begin_shutdown();
-  bool accepts_armed() const;
   void warn_limited(RateLimit& limit, const std::string& message);
+
+  // loop_accept.cpp
+  void arm_accept(std::size_t listener);
+  void arm_retry_timer();
+  void on_accept(std::size_t listener, const io_uring_cqe& cqe);
+  void on_retry_timer();
+  void adopt(int fd, Transport transport);
+  void take_pending_accepts();
+
+  // loop_requests.cpp: bytes to requests to outcomes.
+  void on_input(Connection& c, std::string_view wire);
+  void framing_deadline(Connection& c);
+  void take_requests(Connection& c, std::string_view text);
+  void consume_lines(Connection& c, std::string_view text);
+  bool handle_request(Connection& c, std::string_view line);
+  void apply(Connection& c, const Outcome& outcome);
+  void settle();
+  void after_input(Connection& c);
+  void block(Connection& c, std::uint32_t wait_ms);
+  void wait_ended(Connection& c);
+  void throttle(Connection& c);
+  void maybe_unthrottle(Connection& c);
+  void refuse_queued_input(Connection& c);
+  std::size_t pending_limit(const Connection& c) const;
+  void resume_pipelines();
+  void log_refusal(const Connection& c, const Outcome& outcome);
+
+  // loop_http.cpp: the HTTP endpoints of the websocket port.
+  std::string http_response(const http::Request& request);
+  std::string metrics_text();
+
+  // loop_close.cpp: the end of connections and of the loop.
+  void on_signal(const io_uring_cqe& cqe);
+  void arm_signal();
+  void begin_shutdown();
+  void terminate(Connection& c, const char* why, bool deliver_answers = false);
+  void drain_step(Connection& c);
+  void on_draining_recv(Connection& c, int res);
+  void end_drain(Connection& c);
+  void drain_timeout(Connection& c);
+  void maybe_close(Connection& c);
+  void expire_kept(Connection& c);
+  void forget_kept(Connection& c);
+  void free_slot(Connection& c);
+  bool accepts_armed() const;
 
   const Config& config_;
   std::vector<Listener> listeners_;
   std::vector<bool> accept_armed_;
   bool accept_retry_pending_ = false;
+  __kernel_timespec retry_delay_{};
 
-  io_uring ring_{};
-  bool ring_ready_ = false;
-  bool recv_multishot_ = true;   // off on kernels without multishot recv
-  unsigned ring_flags_ = 0;
-
-  // Provided buffer ring for recv: the kernel picks a buffer per completion,
-  // so an idle connection owns no receive buffer at all.
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  std::unique_ptr<char[]> buffers_;
-  unsigned buffers_returned_ = 0;
-
+  Ring ring_;
   UniqueFd signal_fd_;
   signalfd_siginfo siginfo_{};
-  __kernel_timespec retry_delay_{};
 
   TokenMark* token_mark_;
   LockTable table_;
@@ -138,22 +135,25 @@ class Loop final : public ServerView {
   Stats stats_;
   std::unique_ptr<Events> events_;
   std::unique_ptr<Protocol> protocol_;
+  LineHandler* handler_;
   ConnectionTable conns_;
   std::array<std::size_t, kTransportCount> open_by_transport_{};
   std::size_t open_ = 0;
   std::size_t max_connections_ = 0;
+  std::size_t max_sessions_ = 0;
   std::uint64_t unix_counter_ = 0;
   std::vector<ConnId> flush_queue_;
   std::vector<ConnId> rearm_queue_;
-  std::vector<ConnId> resume_queue_;  // unblocked, with requests waiting
-  std::set<std::pair<std::int64_t, ConnId>> timers_;  // wait deadlines
+  std::vector<ConnId> resume_queue_;  // wait ended, with requests queued
+  std::set<std::tuple<std::int64_t, ConnId, Deadline>> deadlines_;
 
-  std::string scratch_;  // a websocket answer before it is framed
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   std::uint64_t accepted_ = 0;
-  std::size_t detached_ = 0;
+  std::size_t kept_sessions_ = 0;
   std::int64_t started_ns_ = 0;
+  std::uint64_t drain_timeouts_ = 0;
+  std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
 
   bool stopping_ = false;
   std::int64_t shutdown_deadline_ns_ = 0;
@@ -168,10 +168,6 @@ class Loop final : public ServerView {
   RateLimit queue_limit_;
   RateLimit drain_limit_;
   RateLimit sighup_limit_{std::chrono::seconds(1)};
-  std::uint64_t drain_timeouts_ = 0;
-  std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
-  std::size_t max_sessions_ = 0;
-  int random_errno_ = 0;  // why the last new_token() failed
 };
 
 }  // namespace glockd

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -39,6 +40,28 @@ std::string format_peer(const sockaddr_storage& ss) {
 
 }  // namespace
 
+void Loop::arm_accept(std::size_t i) {
+  ring_.accept(listeners_[i].fd.get(), Tag{Op::Accept, static_cast<std::uint32_t>(i)});
+  accept_armed_[i] = true;
+}
+
+void Loop::arm_retry_timer() {
+  if (accept_retry_pending_) return;
+  ring_.timeout(&retry_delay_, Tag{Op::Timer});
+  accept_retry_pending_ = true;
+}
+
+void Loop::on_retry_timer() {
+  accept_retry_pending_ = false;
+  if (stopping_) return;
+  for (std::size_t i = 0; i < listeners_.size(); ++i)
+    if (!accept_armed_[i]) arm_accept(i);
+}
+
+bool Loop::accepts_armed() const {
+  return std::find(accept_armed_.begin(), accept_armed_.end(), true) != accept_armed_.end();
+}
+
 void Loop::on_accept(std::size_t i, const io_uring_cqe& cqe) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) accept_armed_[i] = false;
   if (cqe.res >= 0) {
@@ -60,6 +83,18 @@ void Loop::on_accept(std::size_t i, const io_uring_cqe& cqe) {
   }
 }
 
+void Loop::take_pending_accepts() {
+  // What the kernel has queued on each listener, so a client that has
+  // connected (but whose accept we have not seen yet) is counted by `q`.
+  for (const Listener& l : listeners_) {
+    for (;;) {
+      const int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      adopt(fd, l.transport);
+    }
+  }
+}
+
 void Loop::adopt(int fd, Transport transport) {
   if (open_ >= max_connections_) {
     ::close(fd);
@@ -68,26 +103,31 @@ void Loop::adopt(int fd, Transport transport) {
     return;
   }
   Connection& c = conns_.allocate();
-  c.fd = fd;
-  c.transport = transport;
+  std::unique_ptr<Framing> framing;
+  if (transport == Transport::Ws)
+    framing = std::make_unique<WebSocketFraming>(WebSocketFraming::Limits{
+        config_.http_max_header, config_.ws_max_message, config_.ws_handshake_timeout_seconds,
+        &config_.ws_origins});
+  else
+    framing = std::make_unique<LineFraming>();
+  c.start(fd, transport, std::move(framing));
   if (transport == Transport::Unix) {
-    c.addr = "unix:" + std::to_string(++unix_counter_);
+    c.session.addr = "unix:" + std::to_string(++unix_counter_);
   } else {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    c.addr = ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? format_peer(ss)
-                                                                             : "?";
+    c.session.addr = ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0
+                         ? format_peer(ss)
+                         : "?";
   }
+  protocol_->attach(c.session);
   ++open_;
   ++accepted_;
   ++open_by_transport_[static_cast<int>(transport)];
-  if (transport == Transport::Ws) {
-    // An HTTP request head first; it must be complete within the timeout.
-    c.ws = std::make_unique<WebSocketState>(config_.http_max_header, config_.ws_max_message);
-    c.deadline_ns = now_ns() + std::int64_t{config_.ws_handshake_timeout_seconds} * 1'000'000'000;
-    timers_.emplace(c.deadline_ns, c.session.id);
-  }
-  if (config_.verbose) spdlog::debug("{} connected", c.addr);
+  // An HTTP request head first; it must be complete within the timeout.
+  if (const int s = c.framing().deadline_seconds(); s > 0)
+    arm_deadline(c, Deadline::Framing, after_ms(std::int64_t{s} * 1000));
+  if (config_.verbose) spdlog::debug("{} connected", c.session.addr);
   arm_recv(c);
 }
 

@@ -1,9 +1,11 @@
-// The end of connections and of the loop: terminate (locks released or
-// kept for a grace period), close once nothing is in flight, and the
-// graceful shutdown on SIGTERM/SIGINT/SIGQUIT (SIGHUP is only logged).
+// The end of connections and of the loop: terminate (locks released, or
+// kept for a grace period), drain the last answers, close once nothing is
+// in flight; and the graceful shutdown on SIGTERM/SIGINT/SIGQUIT (SIGHUP is
+// only logged).
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <cassert>
 #include <cstring>
 
 #include "loop.hpp"
@@ -12,6 +14,11 @@
 namespace glockd {
 
 using namespace loop_detail;
+using State = Connection::State;
+
+void Loop::arm_signal() {
+  ring_.read(signal_fd_.get(), &siginfo_, sizeof siginfo_, Tag{Op::Signal});
+}
 
 void Loop::on_signal(const io_uring_cqe& cqe) {
   if (cqe.res == static_cast<int>(sizeof siginfo_)) {
@@ -40,125 +47,131 @@ void Loop::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
   shutdown_deadline_ns_ = now_ns() + std::chrono::nanoseconds(kShutdownGrace).count();
-  for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    if (!accept_armed_[i]) continue;
-    io_uring_sqe* s = sqe();
-    io_uring_prep_cancel64(s, tag(Op::Accept, static_cast<std::uint32_t>(i), 0), 0);
-    io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
-  }
+  for (std::size_t i = 0; i < listeners_.size(); ++i)
+    if (accept_armed_[i])
+      ring_.cancel(Tag{Op::Accept, static_cast<std::uint32_t>(i)}, Tag{Op::Close});
   for (std::size_t i = 0; i < conns_.slots(); ++i) {
     Connection& c = conns_.at(static_cast<ConnId>(i));
-    if (c.state == ConnState::Open) terminate(c, "server shutting down");
-    if (c.keep_detached) {  // shutting down: nobody can resume now
-      timers_.erase({c.deadline_ns, c.session.id});
-      expire_detached(c);
+    if (c.open()) terminate(c, "server shutting down");
+    if (c.session.kept) {  // shutting down: nobody can resume now
+      disarm_deadline(c, Deadline::Grace);
+      expire_kept(c);
     }
-    if (c.state == ConnState::Closing) {
+    if (c.state() == State::Draining) {
       // Answers not yet sent are dropped at shutdown: a peer that does not
       // read must not hold the exit up.
       end_drain(c);
-      if (c.send_inflight) cancel(c, Op::Send);
-      maybe_close(c);
+      if (c.in_flight().send != 0) cancel(c, Op::Send);
     }
+    maybe_close(c);
+    settle();
   }
 }
 
-void Loop::flush_closing(Connection& c) {
-  if (c.send_inflight) return;
-  if (!c.out.empty()) {
-    c.sending.swap(c.out);
-    c.out.clear();
-    c.sent = 0;
-    return submit_send(c);
+void Loop::terminate(Connection& c, const char* why, bool deliver_answers) {
+  assert(c.open());
+  --open_;
+  --open_by_transport_[static_cast<int>(c.transport)];
+  // Whatever deadline it had (a wait, an HTTP head) no longer applies.
+  disarm_deadline(c, Deadline::Wait);
+  disarm_deadline(c, Deadline::Framing);
+  if (c.in_flight().hangup != 0) cancel(c, Op::Hangup);
+  // Answers to what a half-closed peer sent still go out; after an error
+  // or at shutdown they are dropped.
+  if (deliver_answers && !stopping_) {
+    c.drain();
+    // A peer that never reads must not keep its slot.
+    arm_deadline(c, Deadline::Drain, after_ms(std::int64_t{config_.drain_timeout_seconds} * 1000));
+    drain_step(c);
+    // Keep reading (and dropping) what the peer still sends, so the final
+    // close() finds nothing unread and sends FIN, not RST.
+    if (c.state() == State::Draining && !c.peer_eof && c.in_flight().recv == 0) arm_recv(c);
+  } else {
+    c.close();
+    if (c.in_flight().recv != 0) cancel(c, Op::Recv);
   }
+  // As the original prints it: "ADDR disconnected", then one line per orphan.
+  if (config_.verbose) spdlog::debug("{} disconnected", c.session.addr);
+  if (protocol_->disconnect(c.session)) {
+    // Dropped with `grace`: its locks wait for a `resume` until the deadline.
+    ++kept_sessions_;
+    if (stopping_) expire_kept(c);
+    else arm_deadline(c, Deadline::Grace, after_ms(c.session.grace_ms));
+  }
+  if (config_.verbose) spdlog::debug("{} closed: {}", c.session.addr, why);
+}
+
+void Loop::drain_step(Connection& c) {
+  assert(c.state() == State::Draining);
+  if (c.in_flight().send != 0) return;
+  if (c.take_output()) return send_rest(c);
   // All sent. close() with the peer's bytes unread would reset the
   // connection, and the reset destroys answers the kernel has not delivered
   // yet; so, as web servers do, send FIN and read (and drop) what the peer
   // still sends until its own FIN, within the drain deadline.
   if (c.peer_eof) return end_drain(c);
-  if (!c.lingering) {
+  if (!c.fin_sent) {
     ::shutdown(c.fd, SHUT_WR);
-    c.lingering = true;
+    c.fin_sent = true;
   }
-  if (!c.recv_armed) arm_recv(c);
+  if (c.in_flight().recv == 0) arm_recv(c);
 }
 
-void Loop::on_closing_recv(Connection& c, int res) {
+void Loop::on_draining_recv(Connection& c, int res) {
   // Input after the close is dropped (its buffer is back already).
-  if (res == -ECANCELED) return;
-  if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+  if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)) {
     c.peer_eof = true;  // nothing more will come
-    if (c.lingering) end_drain(c);
+    if (c.fin_sent) end_drain(c);
     return;
   }
-  if (!c.recv_armed && c.flush_on_close) rearm_queue_.push_back(c.session.id);
-}
-
-void Loop::terminate(Connection& c, const char* why, bool flush) {
-  if (c.state != ConnState::Open) return;
-  c.state = ConnState::Closing;
-  // Answers to what a half-closed peer sent still go out; after an error
-  // or at shutdown they are dropped.
-  c.flush_on_close = flush && !stopping_;
-  if (c.flush_on_close) flush_closing(c);
-  --open_;
-  --open_by_transport_[static_cast<int>(c.transport)];
-  // Whatever deadline it had (a wait, an HTTP head) no longer applies.
-  timers_.erase({c.deadline_ns, c.session.id});
-  if (c.flush_on_close) {  // a peer that never reads must not keep its slot
-    c.drain_deadline_ns = now_ns() + std::int64_t{config_.drain_timeout_seconds} * 1'000'000'000;
-    timers_.emplace(c.drain_deadline_ns, c.session.id);
-  }
-  c.blocked = false;
-  // As the original prints it: "ADDR disconnected", then one line per orphan.
-  if (config_.verbose) spdlog::debug("{} disconnected", c.addr);
-  if (protocol_->disconnect(c.session)) {
-    // Dropped with `grace`: its locks wait for a `resume` until the deadline.
-    c.keep_detached = true;
-    ++detached_;
-    c.deadline_ns = now_ns() + static_cast<std::int64_t>(c.session.grace_ms) * 1'000'000;
-    timers_.emplace(c.deadline_ns, c.session.id);
-    if (stopping_) {
-      timers_.erase({c.deadline_ns, c.session.id});
-      expire_detached(c);
-    }
-  }
-  if (!table_.grants().empty()) answer_grants();
-  if (config_.verbose) spdlog::debug("{} closed: {}", c.addr, why);
-  // Draining: keep reading (and dropping) what the peer still sends, so the
-  // final close() finds nothing unread and sends FIN, not RST.
-  if (c.flush_on_close && !c.recv_armed && !c.peer_eof) arm_recv(c);
-  else if (!c.flush_on_close && c.recv_armed) cancel(c, Op::Recv);
-  if (c.hup_watch) cancel(c, Op::Hangup);
+  if (c.in_flight().recv == 0) rearm_queue_.push_back(c.session.id);
 }
 
 void Loop::end_drain(Connection& c) {
-  if (!c.flush_on_close) return;
-  c.flush_on_close = false;
-  timers_.erase({c.drain_deadline_ns, c.session.id});
-  if (c.recv_armed) cancel(c, Op::Recv);
+  assert(c.state() == State::Draining);
+  disarm_deadline(c, Deadline::Drain);
+  c.close();
+  if (c.in_flight().recv != 0) cancel(c, Op::Recv);
 }
 
 void Loop::drain_timeout(Connection& c) {
-  warn_limited(drain_limit_, c.addr + ": did not read its last answers within " +
+  warn_limited(drain_limit_, c.session.addr + ": did not read its last answers within " +
                                  std::to_string(config_.drain_timeout_seconds) +
                                  " s of closing (--drain-timeout); dropped them");
   ++drain_timeouts_;
-  c.flush_on_close = false;  // its timer is the one being expired
-  if (c.send_inflight) cancel(c, Op::Send);
-  if (c.recv_armed) cancel(c, Op::Recv);
+  end_drain(c);
+  if (c.in_flight().send != 0) cancel(c, Op::Send);
   maybe_close(c);
 }
 
 void Loop::maybe_close(Connection& c) {
-  if (c.state != ConnState::Closing || !c.idle() || c.flush_on_close) return;
+  if (c.state() != State::Closing || !c.idle()) return;
   // Nothing of ours is in flight: the descriptor and the slot can go.
-  io_uring_sqe* s = sqe();
-  io_uring_prep_close(s, c.fd);
-  io_uring_sqe_set_data64(s, tag(Op::Close, kNoSlot, 0));
+  ring_.close(c.fd);
   c.fd = -1;
-  if (c.keep_detached) c.state = ConnState::Detached;
-  else conns_.free(c);
+  if (c.session.kept) c.closed();  // -> Detached, until resumed or expired
+  else free_slot(c);
+}
+
+void Loop::expire_kept(Connection& c) {
+  // The grace period of a dropped connection ended without a resume.
+  protocol_->expire_detached(c.session);
+  --kept_sessions_;
+  if (c.state() == State::Detached) free_slot(c);
+}
+
+void Loop::forget_kept(Connection& c) {
+  // Another connection resumed this session: its locks are that one's now.
+  assert(!c.session.kept);
+  disarm_deadline(c, Deadline::Grace);
+  --kept_sessions_;
+  if (c.state() == State::Detached) free_slot(c);
+  // Still Closing: maybe_close() frees the slot once the socket is closed.
+}
+
+void Loop::free_slot(Connection& c) {
+  protocol_->forget(c.session);
+  conns_.free(c);
 }
 
 }  // namespace glockd

@@ -1,17 +1,13 @@
-// Loop setup: the ring (with the best flags this kernel takes), the
-// provided buffer ring for recv, the signalfd; and what to say when
-// io_uring is not available.
+// Loop setup: the limits (descriptors, sessions), the fencing tokens, the
+// ring and the signalfd; and the signals glockd takes over.
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 
 #include "loop.hpp"
 #include "loop_internal.hpp"
@@ -19,40 +15,6 @@
 namespace glockd {
 
 using namespace loop_detail;
-
-namespace {
-
-std::string read_sysctl(const char* path) {
-  std::ifstream f(path);
-  std::string v;
-  if (f) std::getline(f, v);
-  return v;
-}
-
-std::string explain_ring_error(int err) {
-  const std::string why = std::strerror(err);
-  if (err == ENOSYS)
-    return "io_uring is not available (io_uring_setup: " + why +
-           "): the kernel lacks it or a seccomp filter hides it. glockd needs Linux 5.19 or "
-           "later with io_uring enabled; in a container, allow io_uring_setup, "
-           "io_uring_enter and io_uring_register in its seccomp profile";
-  if (err == EPERM) {
-    const std::string disabled = read_sysctl("/proc/sys/kernel/io_uring_disabled");
-    if (!disabled.empty() && disabled != "0")
-      return "io_uring is disabled by the sysctl kernel.io_uring_disabled=" + disabled +
-             ": set it to 0 (sysctl -w kernel.io_uring_disabled=0), or for value 1 run "
-             "glockd in the group named by kernel.io_uring_group";
-    return "io_uring is refused (io_uring_setup: " + why +
-           "): a seccomp filter blocks it (container default profiles do); allow "
-           "io_uring_setup, io_uring_enter and io_uring_register";
-  }
-  if (err == ENOMEM)
-    return "not enough locked memory for the io_uring ring (io_uring_setup: " + why +
-           "): raise RLIMIT_MEMLOCK (ulimit -l, or LimitMEMLOCK= in the systemd unit)";
-  return "cannot set up io_uring: " + why;
-}
-
-}  // namespace
 
 sigset_t take_over_signals() {
   // Ignored, not blocked: the kernel then drops them as they are sent,
@@ -111,56 +73,7 @@ std::string Loop::init() {
                  token_mark_->mark());
   }
 
-  io_uring_params p{};
-  // SINGLE_ISSUER + DEFER_TASKRUN: only this thread submits, and completion
-  // work runs when we ask for events instead of interrupting us (6.1+).
-  // COOP_TASKRUN is the next best (5.19+). CQSIZE: never overflow the CQ.
-  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-  const unsigned tries[] = {base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-                            base | IORING_SETUP_COOP_TASKRUN, base};
-  int rc = -EINVAL;
-  for (unsigned flags : tries) {
-    p = io_uring_params{};
-    p.flags = flags;
-    p.cq_entries = kCqEntries;
-    rc = io_uring_queue_init_params(kSqEntries, &ring_, &p);
-    if (rc != -EINVAL) {
-      ring_flags_ = flags;
-      break;
-    }
-  }
-  if (rc < 0) return explain_ring_error(-rc);
-  ring_ready_ = true;
-
-  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-  const bool has_ops = probe && io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
-                       io_uring_opcode_supported(probe, IORING_OP_RECV) &&
-                       io_uring_opcode_supported(probe, IORING_OP_SEND) &&
-                       io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL) &&
-                       io_uring_opcode_supported(probe, IORING_OP_CLOSE);
-  if (probe) io_uring_free_probe(probe);
-  if (!has_ops)
-    return "this kernel's io_uring lacks accept/recv/send/close: glockd needs Linux 5.19 or later";
-
-  const std::size_t ring_bytes = kBufCount * sizeof(io_uring_buf);
-  void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                     -1, 0);
-  if (mem == MAP_FAILED) return std::string("cannot map the buffer ring: ") + std::strerror(errno);
-  buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
-  io_uring_buf_ring_init(buf_ring_);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-  reg.ring_entries = kBufCount;
-  reg.bgid = kBufGroup;
-  if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0)
-    return std::string("cannot register the recv buffer ring (") + std::strerror(-r) +
-           "): glockd needs Linux 5.19 or later";
-  buffers_ = std::make_unique<char[]>(std::size_t{kBufCount} * kBufSize);
-  for (unsigned i = 0; i < kBufCount; ++i)
-    io_uring_buf_ring_add(buf_ring_, buffers_.get() + std::size_t{i} * kBufSize, kBufSize,
-                          static_cast<unsigned short>(i), io_uring_buf_ring_mask(kBufCount),
-                          static_cast<int>(i));
-  io_uring_buf_ring_advance(buf_ring_, kBufCount);
+  if (std::string error = ring_.init(); !error.empty()) return error;
 
   const sigset_t mask = take_over_signals();
   signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));

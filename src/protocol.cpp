@@ -3,6 +3,7 @@
 #include "protocol_internal.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <cstring>
 #include <utility>
@@ -149,12 +150,42 @@ Outcome Protocol::handle_line(Session& s, std::string_view line, std::string& ou
     ++stats_.commands[static_cast<std::size_t>(cmd)];
     return wait(s, cmd, req.argument, out);
   }
-  if (cmd == Command::grace || cmd == Command::session) {
-    ++stats_.commands[static_cast<std::size_t>(cmd)];
-    return cmd == Command::grace ? grace(s, req.argument, out) : session(s, out);
+  switch (cmd) {
+    case Command::grace:
+      ++stats_.commands[static_cast<std::size_t>(cmd)];
+      return grace(s, req.argument, out);
+    case Command::session:
+      ++stats_.commands[static_cast<std::size_t>(cmd)];
+      return session(s, out);
+    case Command::resume:
+      ++stats_.commands[static_cast<std::size_t>(cmd)];
+      return resume(s, req.argument, out);
+    case Command::q:  // answered by answer_stats(), once the loop has counted
+      ++stats_.commands[static_cast<std::size_t>(cmd)];
+      return Outcome{.count_connections = true};
+    default:
+      break;
   }
   answer_now(s, cmd, req.argument, out);
   return {};
+}
+
+void Protocol::attach(Session& s) {
+  assert(s.id != kNil && !s.kept);
+  if (sessions_.size() <= s.id) sessions_.resize(s.id + 1, nullptr);
+  assert(sessions_[s.id] == nullptr);
+  sessions_[s.id] = &s;
+}
+
+void Protocol::forget(const Session& s) {
+  assert(s.id < sessions_.size() && sessions_[s.id] == &s);
+  assert(s.holdings.total() == 0 && !s.kept);
+  sessions_[s.id] = nullptr;
+}
+
+std::string_view Protocol::addr(ConnId conn) const {
+  assert(conn < sessions_.size() && sessions_[conn] != nullptr);
+  return sessions_[conn]->addr;
 }
 
 void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::string& out) {
@@ -197,7 +228,7 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
       if (!features_.dump) return out.append(kDisabled), void();
       return dump_map(name == "shared" ? LockKind::Shared : LockKind::Exclusive, out);
     case Command::me: {
-      const std::string_view addr = server_.addr(s.id);
+      const std::string_view addr = s.addr;
       out.append("1 ");
       out.append(addr);
       out.push_back(' ');
@@ -216,8 +247,6 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
     case Command::who:
       if (!features_.dump || !features_.registry) return out.append(kDisabled), void();
       return who(name, out);
-    case Command::q:
-      return stats_lines(out);
     case Command::t: {
       const std::uint64_t token = table_.token(s.id, name);
       if (token == 0) return answer(out, "0 Lock Token Failure: ", name);
@@ -237,7 +266,7 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
       return;
     }
     case Command::resume:
-      return resume(s, name, out);
+    case Command::q:
     case Command::grace:
     case Command::session:
     case Command::w:

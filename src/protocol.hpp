@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "lock_table.hpp"
 #include "registry.hpp"
@@ -43,26 +44,18 @@ struct Features {
 // Protocol state of one connection.
 struct Session {
   ConnId id = kNil;
+  std::string addr;            // IP:PORT, [IP]:PORT or unix:N (set before attach())
   std::uint32_t grace_ms = 0;  // keep locks this long after a drop (`grace`)
+  bool kept = false;           // dropped, its locks kept for grace_ms (resumable)
   Holdings holdings;
 };
 
-// What the protocol needs to know about the server around it.
-class ServerView {
- public:
-  virtual ~ServerView() = default;
-  // The connection's default name: IP:PORT, [IP]:PORT or unix:N.
-  virtual std::string_view addr(ConnId conn) const = 0;
-  // Connections open now, after taking every pending accept.
-  virtual std::size_t connections_now() = 0;
-  // An unguessable session token (random, from the kernel); empty when the
-  // kernel has none to give.
-  virtual std::string new_token() = 0;
-  // The session of a dropped connection kept for its grace period, or null.
-  virtual Session* detached(ConnId conn) = 0;
-  // A detached session has been taken over: free what is left of it.
-  virtual void forget_detached(ConnId conn) = 0;
-};
+// Where `session` tokens come from: 32 hex digits, unguessable; empty (with
+// `error` set to an errno) when none can be had. The daemon passes
+// random_token(); tests may pass a predictable one.
+using TokenSource = std::string (*)(int& error);
+// Tokens from the kernel's random pool (getrandom, never blocking).
+std::string random_token(int& error);
 
 // Per-connection events, as the original glockd prints them under -verbose.
 class Events {
@@ -80,25 +73,52 @@ class Events {
 // content: the loop logs these (rate limited) so an operator can tell.
 enum class Refusal : std::uint8_t { None, TooManySessions, NoToken };
 
-// What handling a line left behind: usually nothing; a `w`/`sw` that has to
-// wait blocks the connection (its later requests wait behind it) for wait_ms.
+// What handling a request left for the loop to do, as values: the loop
+// acts on them in one place (Loop::apply), so no call site has to remember.
 struct Outcome {
+  // A `w`/`sw` has to wait: later requests wait behind it for wait_ms.
   bool blocked = false;
   std::uint32_t wait_ms = 0;
   Refusal refused = Refusal::None;
+  int error = 0;  // the errno behind Refusal::NoToken
+  // `q`: the answer needs the connection count; the loop takes pending
+  // accepts and calls answer_stats().
+  bool count_connections = false;
+  // `resume` took over the kept session of this connection: its slot can go.
+  ConnId taken_over = kNil;
+};
+
+// Turns one request line into an answer. The protocol below; the benchmark's
+// echo ceiling (bench/) is another.
+class LineHandler {
+ public:
+  virtual ~LineHandler() = default;
+  // Answers one line (without its '\n'), appending the answer to `out`.
+  virtual Outcome handle_line(Session& s, std::string_view line, std::string& out) = 0;
 };
 
 inline constexpr std::size_t kDefaultMaxSessions = 10000;
 
-class Protocol {
+class Protocol final : public LineHandler {
  public:
   Protocol(LockTable& table, Registry& registry, Stats& stats, Features features,
-           ServerView& server, Events* events = nullptr)
+           TokenSource tokens, Events* events = nullptr)
       : table_(table), registry_(registry), stats_(stats), features_(features),
-        server_(server), events_(events) {}
+        tokens_(tokens), events_(events) {}
 
-  // Answers one line (without its '\n'), appending the answer to `out`.
-  Outcome handle_line(Session& s, std::string_view line, std::string& out);
+  // Where per-connection events go (--verbose), or null.
+  void set_events(Events* events) { events_ = events; }
+
+  // A new connection's session (id and addr set); it stays known, under its
+  // address, until forget(): while open, closing, and kept after a drop.
+  void attach(Session& s);
+  void forget(const Session& s);
+  // The name a connection is shown under when it has not registered one.
+  std::string_view addr(ConnId conn) const;
+
+  Outcome handle_line(Session& s, std::string_view line, std::string& out) override;
+  // The rest of a `q` answer (Outcome::count_connections).
+  void answer_stats(std::size_t connections, std::string& out);
   // The answer for a waiter that has been given its lock (LockTable::grants()).
   void answer_grant(const Grant& g, std::string& out);
   // A blocked wait ran out of time: leave the queue, answer the failure.
@@ -106,8 +126,8 @@ class Protocol {
   // Counts a line that was too long and therefore discarded.
   void overlong_line() { ++stats_.invalid_commands; }
   // The connection is gone: orphan its locks and forget its registration.
-  // Returns true when its locks are kept instead, for its grace period
-  // (then the caller calls expire_detached() when that ends).
+  // Returns true (and sets s.kept) when its locks are kept instead, for its
+  // grace period; then the caller calls expire_detached() when that ends.
   bool disconnect(Session& s);
   // The grace period of a dropped connection ended without a resume.
   void expire_detached(Session& s);
@@ -120,9 +140,10 @@ class Protocol {
 
  private:
   void answer_now(Session& s, Command cmd, std::string_view name, std::string& out);
-  void resume(Session& s, std::string_view token, std::string& out);
+  Outcome resume(Session& s, std::string_view token, std::string& out);
   Outcome grace(Session& s, std::string_view ms, std::string& out);
   Outcome session(Session& s, std::string& out);
+  Outcome take_over(Session& s, Session& old, std::string& out);
   void drop_reservation(Session& s);
   void orphan_all(Session& s);
   Outcome wait(Session& s, Command cmd, std::string_view args, std::string& out);
@@ -130,14 +151,14 @@ class Protocol {
   void dump_lines(LockKind kind, std::string_view only, std::string& out) const;
   void dump_map(LockKind kind, std::string& out) const;
   void who(std::string_view only, std::string& out) const;
-  void stats_lines(std::string& out);
 
   LockTable& table_;
   Registry& registry_;
   Stats& stats_;
   Features features_;
-  ServerView& server_;
+  TokenSource tokens_;
   Events* events_;
+  std::vector<Session*> sessions_;  // by ConnId: attached and not yet forgotten
   // Session tokens handed out by `session`, both ways.
   std::unordered_map<std::string, ConnId> token_conn_;
   std::unordered_map<ConnId, std::string> conn_token_;

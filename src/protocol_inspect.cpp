@@ -10,7 +10,7 @@ namespace glockd {
 
 void Protocol::holder_name(ConnId conn, std::string& out) const {
   const std::string* reg = features_.registry ? registry_.name_of(conn) : nullptr;
-  out.append(reg ? std::string_view(*reg) : server_.addr(conn));
+  out.append(reg ? std::string_view(*reg) : addr(conn));
 }
 
 void Protocol::dump_lines(LockKind kind, std::string_view only, std::string& out) const {
@@ -46,7 +46,7 @@ void Protocol::dump_map(LockKind kind, std::string& out) const {
     if (kind == LockKind::Shared) out.push_back('[');
     for (std::size_t i = 0; i < holders.size(); ++i) {
       if (i) out.push_back(' ');
-      out.append(server_.addr(holders[i]));
+      out.append(addr(holders[i]));
     }
     if (kind == LockKind::Shared) out.push_back(']');
   }
@@ -56,14 +56,14 @@ void Protocol::dump_map(LockKind kind, std::string& out) const {
 void Protocol::who(std::string_view only, std::string& out) const {
   registry_.for_each([&](ConnId conn, const std::string& name) {
     if (!only.empty() && only != name) return;
-    out.append(server_.addr(conn));
+    out.append(addr(conn));
     out.append(": ");
     out.append(name);
     out.push_back('\n');
   });
 }
 
-void Protocol::stats_lines(std::string& out) {
+void Protocol::answer_stats(std::size_t connections, std::string& out) {
   auto line = [&](std::string_view key, std::uint64_t value) {
     out.append(key);
     out.append(": ");
@@ -75,7 +75,7 @@ void Protocol::stats_lines(std::string& out) {
     out.append("command_");
     line(command_name(static_cast<Command>(i)), stats_.commands[i]);
   }
-  line("connections", server_.connections_now());
+  line("connections", connections);
   line("invalid_commands", stats_.invalid_commands);
   line("locks", table_.exclusive_locks());
   line("orphans", stats_.orphans);

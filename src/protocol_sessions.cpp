@@ -1,6 +1,10 @@
 // Protocol, Part 2: waiting (w, sw) and what happens to a connection's
 // locks when it goes (orphaned, or kept for a grace period and resumed).
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cassert>
+#include <cerrno>
 
 #include "protocol.hpp"
 #include "protocol_internal.hpp"
@@ -96,11 +100,12 @@ Outcome Protocol::grace(Session& s, std::string_view ms_text, std::string& out) 
 Outcome Protocol::session(Session& s, std::string& out) {
   auto it = conn_token_.find(s.id);
   if (it == conn_token_.end()) {
-    std::string token = server_.new_token();
+    int error = 0;
+    std::string token = tokens_(error);
     if (token.empty()) {
       ++stats_.tokens_failed;
       out.append("0 Bad Request: cannot make a session token (the kernel gave no random bytes)\n");
-      return Outcome{false, 0, Refusal::NoToken};
+      return Outcome{.refused = Refusal::NoToken, .error = error};
     }
     token_conn_.emplace(token, s.id);
     it = conn_token_.emplace(s.id, std::move(token)).first;
@@ -120,30 +125,35 @@ void Protocol::drop_reservation(Session& s) {
 bool Protocol::disconnect(Session& s) {
   registry_.drop(s.id);
   table_.cancel_wait(s.holdings, [](LockKind, std::string_view) {});
-  if (s.grace_ms > 0 && s.holdings.total() > 0) return true;
+  if (s.grace_ms > 0 && s.holdings.total() > 0) return s.kept = true;
   drop_reservation(s);
   orphan_all(s);
   return false;
 }
 
 void Protocol::expire_detached(Session& s) {
+  assert(s.kept);
+  s.kept = false;
   drop_reservation(s);
   orphan_all(s);
 }
 
-void Protocol::resume(Session& s, std::string_view token, std::string& out) {
+Outcome Protocol::resume(Session& s, std::string_view token, std::string& out) {
   auto it = token_conn_.find(std::string(token));
-  Session* old = it == token_conn_.end() || it->second == s.id ? nullptr
-                                                               : server_.detached(it->second);
-  if (old == nullptr) {
+  Session* old = it == token_conn_.end() || it->second == s.id ? nullptr : sessions_[it->second];
+  if (old == nullptr || !old->kept) {
     out.append("0 Resume Failure\n");
-    return;
+    return {};
   }
-  const std::uint32_t ex = old->holdings.exclusive;
-  const std::uint32_t sh = old->holdings.shared;
-  table_.transfer(old->holdings, s.id, s.holdings);
+  return take_over(s, *old, out);
+}
+
+Outcome Protocol::take_over(Session& s, Session& old, std::string& out) {
+  const std::uint32_t ex = old.holdings.exclusive;
+  const std::uint32_t sh = old.holdings.shared;
+  table_.transfer(old.holdings, s.id, s.holdings);
   // The token now names this connection's locks, and so does the grace.
-  const ConnId from = old->id;
+  const ConnId from = old.id;
   std::string moved = std::move(conn_token_[from]);
   conn_token_.erase(from);
   token_conn_[moved] = s.id;
@@ -155,16 +165,36 @@ void Protocol::resume(Session& s, std::string_view token, std::string& out) {
   }
   // The old session's slot under --max-sessions passes to this connection,
   // which gives back its own if it had one.
-  const std::uint32_t grace_ms = std::max(s.grace_ms, old->grace_ms);
+  const std::uint32_t grace_ms = std::max(s.grace_ms, old.grace_ms);
   drop_reservation(s);
   s.grace_ms = grace_ms;
-  old->grace_ms = 0;
-  server_.forget_detached(from);
+  old.grace_ms = 0;
+  old.kept = false;
   out.append("1 Resume Success: ");
   append_decimal(out, ex);
   out.push_back(' ');
   append_decimal(out, sh);
   out.push_back('\n');
+  return Outcome{.taken_over = from};
+}
+
+std::string random_token(int& error) {
+  unsigned char raw[16];
+  std::size_t got = 0;
+  while (got < sizeof raw) {
+    // GRND_NONBLOCK: early in boot the pool may not be ready, and the loop
+    // must not sleep on it; the client gets a Bad Request instead.
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, GRND_NONBLOCK);
+    if (n > 0) got += static_cast<std::size_t>(n);
+    else if (n < 0 && errno != EINTR) return error = errno, std::string();
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : raw) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  return token;
 }
 
 }  // namespace glockd

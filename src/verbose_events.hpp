@@ -11,7 +11,7 @@ namespace glockd {
 // Prints events as the original glockd does under -verbose.
 class VerboseEvents final : public Events {
  public:
-  explicit VerboseEvents(const ServerView& server) : server_(server) {}
+  explicit VerboseEvents(const Protocol& server) : server_(server) {}
   void obtained(ConnId c, LockKind k, std::string_view name) override {
     spdlog::debug("{} obtained {} for {}", server_.addr(c), kind(k), name);
   }
@@ -30,7 +30,7 @@ class VerboseEvents final : public Events {
 
  private:
   static const char* kind(LockKind k) { return k == LockKind::Shared ? "shared lock" : "lock"; }
-  const ServerView& server_;
+  const Protocol& server_;
 };
 
 }  // namespace glockd

@@ -56,38 +56,20 @@ struct Conn {
   std::uint32_t grace = 0;  // as `grace` last set it, or a resume raised it
 };
 
-class Harness;
-
-// The protocol's view of the server: the one place to adapt when the
-// ServerView interface changes.
-class View final : public ServerView {
- public:
-  explicit View(Harness& h) : h_(h) {}
-  std::string_view addr(ConnId c) const override {
-    static const std::string names[kSlots] = {"127.0.0.1:1", "unix:2", "[::1]:3", "10.0.0.4:4"};
-    return names[c % kSlots];
-  }
-  std::size_t connections_now() override;
-  // Predictable, so the fuzzer can also type a right token itself.
-  std::string new_token() override {
-    issued_.push_back("t" + std::to_string(issued_.size() + 1));
-    return issued_.back();
-  }
-  const std::vector<std::string>& issued() const { return issued_; }
-  Session* detached(ConnId c) override;
-  void forget_detached(ConnId c) override;
-
- private:
-  Harness& h_;
-  std::vector<std::string> issued_;
-};
+// Session tokens, predictable so the fuzzer can also type a right one.
+inline std::vector<std::string> issued_tokens;
+inline std::string next_token(int&) {
+  issued_tokens.push_back("t" + std::to_string(issued_tokens.size() + 1));
+  return issued_tokens.back();
+}
 
 class Harness {
  public:
   static constexpr std::size_t kMaxSessions = 2;
 
   explicit Harness(Features features)
-      : view_(*this), proto_(table_, registry_, stats_, features, view_) {
+      : proto_(table_, registry_, stats_, features, &next_token) {
+    issued_tokens.clear();
     for (ConnId i = 0; i < kSlots; ++i) conns_[i].session.id = i;
     proto_.set_max_sessions(kMaxSessions);  // small, so the bound is reached
   }
@@ -160,8 +142,8 @@ class Harness {
     send(i, "resume " + conns_[d].token + "\n");
   }
   void resume_issued(std::size_t n, ConnId i) {
-    if (view_.issued().empty()) return;
-    send(i, "resume " + view_.issued()[n % view_.issued().size()] + "\n");
+    if (issued_tokens.empty()) return;
+    send(i, "resume " + issued_tokens[n % issued_tokens.size()] + "\n");
   }
 
   // Everything the daemon relies on, after every step.
@@ -229,19 +211,22 @@ class Harness {
   }
 
  private:
-  friend class View;
-
   void open(ConnId i) {
     Conn& c = conns_[i];
     c = Conn{};
     c.state = State::Open;
     c.session.id = i;
+    static const std::string names[kSlots] = {"127.0.0.1:1", "unix:2", "[::1]:3", "10.0.0.4:4"};
+    c.session.addr = names[i];
+    proto_.attach(c.session);
   }
   void release_slot(ConnId i) {
     Conn& c = conns_[i];
     require(c.session.holdings.total() == 0 && c.session.holdings.waiter == kNil &&
                 c.session.holdings.head == kNil,
             "a freed slot still holds something");
+    require(!c.session.kept, "a freed slot's session is still kept");
+    proto_.forget(c.session);
     c = Conn{};
     c.session.id = i;
   }
@@ -279,10 +264,20 @@ class Harness {
                        " " + std::to_string(old.session.holdings.shared) + "\n";
     }
     const std::size_t before = c.out.size();
-    current_ = &c;
-    taken_ = kNil;
     const Outcome outcome = proto_.handle_line(c.session, line, c.out);
-    current_ = nullptr;
+    require(outcome.count_connections == (cmd == Command::q), "only q counts connections");
+    if (outcome.count_connections) {
+      std::size_t open = 0;
+      for (const Conn& o : conns_) open += o.state == State::Open;
+      proto_.answer_stats(open, c.out);
+    }
+    const ConnId taken_ = outcome.taken_over;
+    if (taken_ != kNil) {  // as Loop::forget_kept
+      require(taken_ < kSlots && conns_[taken_].state == State::Detached,
+              "a resume took over a session that was not kept");
+      c.token = conns_[taken_].token;  // the token now names the resumer's locks
+      release_slot(taken_);
+    }
     const std::string_view answer = std::string_view(c.out).substr(before);
     if (cmd == Command::resume) {
       require(taken_ == resumes, "a resume took over another session than its token's");
@@ -373,32 +368,10 @@ class Harness {
   LockTable table_;
   Registry registry_;
   Stats stats_;
-  View view_;
   Protocol proto_;
   std::array<Conn, kSlots> conns_;
   std::vector<ConnId> resume_queue_;
-  Conn* current_ = nullptr;  // the connection whose line is being handled
-  ConnId taken_ = kNil;      // the session its resume took over
   std::uint64_t waits_ = 0;  // requests that blocked so far
 };
-
-inline std::size_t View::connections_now() {
-  std::size_t n = 0;
-  for (const Conn& c : h_.conns_) n += c.state == State::Open;
-  return n;
-}
-
-inline Session* View::detached(ConnId c) {
-  if (c >= kSlots || h_.conns_[c].state != State::Detached) return nullptr;
-  return &h_.conns_[c].session;
-}
-
-inline void View::forget_detached(ConnId c) {
-  require(h_.current_ != nullptr, "a session was taken over outside a request");
-  require(h_.taken_ == kNil, "one resume took over two sessions");
-  h_.taken_ = c;
-  h_.current_->token = h_.conns_[c].token;  // the token now names the resumer's locks
-  h_.release_slot(c);
-}
 
 }  // namespace glockd::fuzz

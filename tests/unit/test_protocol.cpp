@@ -10,43 +10,36 @@ using namespace glockd;
 
 namespace {
 
-// The protocol's view of the server: fixed addresses, a connection count.
-class Addresses final : public ServerView {
- public:
-  std::map<ConnId, std::string> addrs;
-  std::size_t open = 0;
-  std::string_view addr(ConnId c) const override { return addrs.at(c); }
-  std::size_t connections_now() override { return open; }
-  std::string new_token() override { return "token" + std::to_string(++tokens); }
-  Session* detached(ConnId c) override {
-    auto it = dropped.find(c);
-    return it == dropped.end() ? nullptr : it->second;
-  }
-  void forget_detached(ConnId c) override { dropped.erase(c); }
-  std::map<ConnId, Session*> dropped;  // sessions the test "dropped" with grace
-  int tokens = 0;
-};
+// Predictable session tokens: token1, token2, ...
+int tokens_made = 0;
+std::string counting_tokens(int&) { return "token" + std::to_string(++tokens_made); }
 
 class ProtocolTest : public ::testing::Test {
  protected:
   void make(Features f = {}) {
-    proto = std::make_unique<Protocol>(table, registry, stats, f, server);
+    proto = std::make_unique<Protocol>(table, registry, stats, f, &counting_tokens);
+    for (Session& one : s) proto->attach(one);
   }
   void SetUp() override {
-    server.addrs = {{0, "127.0.0.1:5001"}, {1, "unix:3"}, {2, "[::1]:6000"}};
-    server.open = 3;
-    for (ConnId i = 0; i < 3; ++i) s[i].id = i;
+    tokens_made = 0;
+    const char* addrs[] = {"127.0.0.1:5001", "unix:3", "[::1]:6000"};
+    for (ConnId i = 0; i < 3; ++i) {
+      s[i].id = i;
+      s[i].addr = addrs[i];
+    }
     make();
   }
   std::string ask(int who, std::string_view line) {
     std::string out;
-    proto->handle_line(s[who], line, out);
+    last = proto->handle_line(s[who], line, out);
+    if (last.count_connections) proto->answer_stats(open, out);
     return out;
   }
   LockTable table;
   Registry registry;
   Stats stats;
-  Addresses server;
+  std::size_t open = 3;  // what the loop would count for `q`
+  Outcome last;
   Session s[3];
   std::unique_ptr<Protocol> proto;
 };
@@ -166,7 +159,7 @@ TEST_F(ProtocolTest, StatsHaveExactlyTheNineteenKeys) {
   proto->overlong_line();
   proto->disconnect(s[0]);
   proto->disconnect(s[1]);
-  server.open = 1;
+  open = 1;
   EXPECT_EQ(ask(2, "q"),
             "command_d: 0\ncommand_dump: 0\ncommand_g: 2\ncommand_i: 0\ncommand_iam: 0\n"
             "command_me: 0\ncommand_q: 1\ncommand_r: 0\ncommand_sd: 0\ncommand_sg: 1\n"
@@ -239,12 +232,13 @@ TEST_F(ProtocolTest, GraceSessionResume) {
   ask(1, "sg s");
   EXPECT_EQ(ask(1, "resume token1"), "0 Resume Failure\n");  // not dropped yet
   EXPECT_TRUE(proto->disconnect(s[0]));  // kept for its grace
-  server.dropped[0] = &s[0];
+  EXPECT_TRUE(s[0].kept);
   EXPECT_EQ(ask(2, "i a"), "1 Lock Is Locked: a\n");
   EXPECT_EQ(ask(1, "resume nope"), "0 Resume Failure\n");
   // Conn 1 already holds s: it is kept once.
   EXPECT_EQ(ask(1, "resume token1"), "1 Resume Success: 1 1\n");
-  EXPECT_TRUE(server.dropped.empty());
+  EXPECT_EQ(last.taken_over, 0u);  // the loop frees that slot
+  EXPECT_FALSE(s[0].kept);
   EXPECT_EQ(ask(1, "r a"), "1 Lock Release Success: a\n");
   EXPECT_EQ(ask(2, "si s"), "1 Shared Lock Is Locked: s\n");
   EXPECT_EQ(stats.orphans, 0u);

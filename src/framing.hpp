@@ -1,0 +1,109 @@
+// Framing: the layer between the byte stream and the requests. Lines pass
+// through as they are; the websocket port reads an HTTP request head, then
+// frames (one request message in, one message per answer out). A new
+// transport is a new Framing, with no change to the loop's request logic.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http.hpp"
+#include "websocket.hpp"
+
+namespace glockd {
+
+// Where a framing hands what it decoded.
+class FramingSink {
+ public:
+  // Warnings a framing reports; the loop logs them rate limited, per kind.
+  enum class Warning : std::uint8_t { Http, Origin };
+  virtual ~FramingSink() = default;
+  // Request text, in order; a request ends at '\n'.
+  virtual void requests(std::string_view text) = 0;
+  // A plain HTTP request (not an upgrade): returns the whole response.
+  virtual std::string http_request(const http::Request& request) = 0;
+  // The conversation is over: send what is in `out`, then close.
+  virtual void finish(const char* why) = 0;
+  // The HTTP connection became a websocket.
+  virtual void upgraded() = 0;
+  // `message` follows the peer's address in the log line.
+  virtual void warn(Warning kind, std::string message) = 0;
+};
+
+class Framing {
+ public:
+  virtual ~Framing() = default;
+  // Bytes from the stream. Replies of the framing's own (a pong, a close
+  // frame, an HTTP error) are appended to `out`.
+  virtual void feed(std::string_view bytes, std::string& out, FramingSink& sink) = 0;
+  // The protocol writes one answer into answer_buffer(out); end_answer(out)
+  // then frames it into `out`.
+  virtual std::string& answer_buffer(std::string& out) = 0;
+  virtual void end_answer(std::string& out) = 0;
+  // The server ends the conversation over a policy (after an answer saying
+  // why): a websocket close frame, nothing for lines.
+  virtual void end_for_policy(std::string& out, std::string_view why) = 0;
+  // Seconds within which the framing's current unit must complete (an HTTP
+  // request head), or 0 when it has no deadline now.
+  virtual int deadline_seconds() const = 0;
+  // That deadline passed.
+  virtual void deadline_passed(std::string& out, FramingSink& sink) = 0;
+};
+
+// Lines: the TCP and unix ports. Stateless; requests are split into lines
+// above this layer (Connection::reader), which also serves the websocket.
+class LineFraming final : public Framing {
+ public:
+  void feed(std::string_view bytes, std::string&, FramingSink& sink) override {
+    sink.requests(bytes);
+  }
+  std::string& answer_buffer(std::string& out) override { return out; }
+  void end_answer(std::string&) override {}
+  void end_for_policy(std::string&, std::string_view) override {}
+  int deadline_seconds() const override { return 0; }
+  void deadline_passed(std::string&, FramingSink&) override {}
+};
+
+// The websocket/HTTP port: an HTTP/1.1 request head first, then either an
+// RFC 6455 upgrade or one HTTP answer (the loop's endpoints) and close.
+class WebSocketFraming final : public Framing {
+ public:
+  struct Limits {
+    std::size_t max_header;
+    std::size_t max_message;
+    int head_timeout_seconds;
+    const std::vector<std::string>* origins;  // --ws-origin
+  };
+  explicit WebSocketFraming(const Limits& limits)
+      : limits_(limits), parser_(limits.max_header), decoder_(limits.max_message) {}
+
+  void feed(std::string_view bytes, std::string& out, FramingSink& sink) override;
+  std::string& answer_buffer(std::string&) override { return answer_; }
+  void end_answer(std::string& out) override;
+  void end_for_policy(std::string& out, std::string_view why) override;
+  int deadline_seconds() const override {
+    return phase_ == Phase::Http ? limits_.head_timeout_seconds : 0;
+  }
+  void deadline_passed(std::string& out, FramingSink& sink) override;
+
+ private:
+  enum class Phase : std::uint8_t {
+    Http,       // reading the request head (bounded in size and time)
+    WebSocket,  // upgraded: frames in, one message per answer out
+    Done,       // answered or closing: ignore further input
+  };
+  void feed_head(std::string_view& bytes, std::string& out, FramingSink& sink);
+  void feed_frames(std::string_view bytes, std::string& out, FramingSink& sink);
+  void answer_http(std::string response, std::string& out, FramingSink& sink, const char* why);
+
+  Limits limits_;
+  Phase phase_ = Phase::Http;
+  http::RequestParser parser_;
+  ws::Decoder decoder_;
+  std::vector<ws::Event> events_;  // reused between reads
+  std::string answer_;             // one answer before it is framed
+};
+
+}  // namespace glockd
