@@ -22,12 +22,13 @@ const char* Connection::state_name() const {
   return "?";
 }
 
-void Connection::start(int socket, Transport t, std::unique_ptr<Framing> framing) {
+void Connection::start(int socket, Transport t, LayerPtr<Framing> framing,
+                       LayerPtr<ByteStream> stream) {
   assert(state_ == State::Free && fd < 0 && idle());
   fd = socket;
   transport = t;
   framing_ = std::move(framing);
-  stream_ = std::make_unique<PlainStream>();
+  stream_ = std::move(stream);
   state_ = State::Reading;
 }
 

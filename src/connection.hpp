@@ -69,7 +69,8 @@ class Connection {
   const char* state_name() const;
 
   // --- transitions ---------------------------------------------------------
-  void start(int fd, Transport transport, std::unique_ptr<Framing> framing);  // Free -> Reading
+  void start(int fd, Transport transport, LayerPtr<Framing> framing,
+             LayerPtr<ByteStream> stream);  // Free -> Reading
   void block();       // Reading -> Blocked
   void end_wait();    // Blocked -> Reading; Throttled: back to Reading later
   void throttle();    // Reading | Blocked -> Throttled
@@ -133,8 +134,8 @@ class Connection {
   State state_ = State::Free;
   State after_throttle_ = State::Reading;
   InFlight in_flight_;
-  std::unique_ptr<Framing> framing_;
-  std::unique_ptr<ByteStream> stream_;
+  LayerPtr<Framing> framing_;
+  LayerPtr<ByteStream> stream_;
 };
 
 // Slots with stable addresses; a slot's index is the connection's ConnId.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "http.hpp"
+#include "stream.hpp"
 #include "websocket.hpp"
 
 namespace glockd {
@@ -50,12 +51,19 @@ class Framing {
   virtual int deadline_seconds() const = 0;
   // That deadline passed.
   virtual void deadline_passed(std::string& out, FramingSink& sink) = 0;
+  // A stateless framing is one object shared by every connection.
+  virtual bool shared() const { return false; }
 };
 
 // Lines: the TCP and unix ports. Stateless; requests are split into lines
 // above this layer (Connection::reader), which also serves the websocket.
 class LineFraming final : public Framing {
  public:
+  static LineFraming& instance() {
+    static LineFraming one;
+    return one;
+  }
+  bool shared() const override { return true; }
   void feed(std::string_view bytes, std::string&, FramingSink& sink) override {
     sink.requests(bytes);
   }

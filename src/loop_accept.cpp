@@ -103,14 +103,12 @@ void Loop::adopt(int fd, Transport transport) {
     return;
   }
   Connection& c = conns_.allocate();
-  std::unique_ptr<Framing> framing;
+  LayerPtr<Framing> framing(&LineFraming::instance());
   if (transport == Transport::Ws)
-    framing = std::make_unique<WebSocketFraming>(WebSocketFraming::Limits{
+    framing.reset(new WebSocketFraming(WebSocketFraming::Limits{
         config_.http_max_header, config_.ws_max_message, config_.ws_handshake_timeout_seconds,
-        &config_.ws_origins});
-  else
-    framing = std::make_unique<LineFraming>();
-  c.start(fd, transport, std::move(framing));
+        &config_.ws_origins}));
+  c.start(fd, transport, std::move(framing), LayerPtr<ByteStream>(&PlainStream::instance()));
   if (transport == Transport::Unix) {
     c.session.addr = "unix:" + std::to_string(++unix_counter_);
   } else {

@@ -13,7 +13,8 @@ class ConnectionTest : public ::testing::Test {
  protected:
   Connection& opened() {
     Connection& c = table.allocate();
-    c.start(7, Transport::Tcp, std::make_unique<LineFraming>());
+    c.start(7, Transport::Tcp, LayerPtr<Framing>(&LineFraming::instance()),
+            LayerPtr<ByteStream>(&PlainStream::instance()));
     return c;
   }
   ConnectionTable table{64};
