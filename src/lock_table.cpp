@@ -2,7 +2,6 @@
 // deletion (no tombstones), slab-allocated entries and holds.
 #include "lock_table.hpp"
 
-#include <cassert>
 #include <cstring>
 
 namespace glockd {
