@@ -2,7 +2,6 @@
 #include "arena.hpp"
 
 #include <bit>
-#include <cassert>
 #include <cstring>
 
 namespace glockd {

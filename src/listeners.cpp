@@ -2,7 +2,6 @@
 // starts, so plain blocking system calls are fine.
 #include "listeners.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>

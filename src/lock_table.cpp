@@ -2,7 +2,6 @@
 // deletion (no tombstones), slab-allocated entries and holds.
 #include "lock_table.hpp"
 
-#include <cassert>
 #include <cstring>
 
 namespace glockd {
@@ -98,14 +97,7 @@ void LockTable::index_erase(std::uint32_t entry) {
 
 std::uint32_t LockTable::create(LockKind kind, std::string_view name, std::uint32_t hash) {
   if ((index_used_ + 1) * 2 > index_.size()) grow_index();
-  std::uint32_t e;
-  if (free_entry_ != kNil) {
-    e = free_entry_;
-    free_entry_ = entries_[e].next_free;
-  } else {
-    e = static_cast<std::uint32_t>(entries_.size());
-    entries_.emplace_back();
-  }
+  const std::uint32_t e = free_entries_.take(entries_);
   Entry& entry = entries_[e];
   entry = Entry{};
   entry.name = arena_.store(name);
@@ -123,8 +115,7 @@ void LockTable::destroy(std::uint32_t e) {
   --live_[static_cast<int>(entry.kind)];
   arena_.release(entry.name);
   entry = Entry{};
-  entry.next_free = free_entry_;
-  free_entry_ = e;
+  free_entries_.give_back(entry, e);
 }
 
 std::uint32_t LockTable::find_hold(ConnId conn, const Holdings& h, std::uint32_t e) const {
@@ -140,14 +131,7 @@ std::uint32_t LockTable::find_hold(ConnId conn, const Holdings& h, std::uint32_t
 }
 
 void LockTable::add_hold(ConnId conn, Holdings& h, std::uint32_t e) {
-  std::uint32_t k;
-  if (free_hold_ != kNil) {
-    k = free_hold_;
-    free_hold_ = holds_[k].conn_next;
-  } else {
-    k = static_cast<std::uint32_t>(holds_.size());
-    holds_.emplace_back();
-  }
+  const std::uint32_t k = free_holds_.take(holds_);
   Entry& entry = entries_[e];
   holds_[k] = Hold{e, conn, kNil, h.head, entry.last_hold, kNil};
   if (h.head != kNil) holds_[h.head].conn_prev = k;
@@ -180,8 +164,7 @@ void LockTable::drop_hold(Holdings& h, std::uint32_t k) {
   else entry.last_hold = hold.entry_prev;
   if (entry.kind == LockKind::Exclusive) --h.exclusive;
   else --h.shared;
-  holds_[k].conn_next = free_hold_;
-  free_hold_ = k;
+  free_holds_.give_back(holds_[k], k);
   --entry.holders;
   if (entry.waiter_head != kNil) grant_waiters(hold.entry);
   if (entry.holders == 0 && entry.waiter_head == kNil) destroy(hold.entry);
@@ -196,8 +179,7 @@ void LockTable::unlink_waiter(std::uint32_t w) {
   else entry.waiter_tail = waiter.prev;
   --entry.waiter_count;
   --waiting_;
-  waiters_[w].next = free_waiter_;
-  free_waiter_ = w;
+  free_waiters_.give_back(waiters_[w], w);
 }
 
 void LockTable::grant_waiters(std::uint32_t e) {
@@ -265,14 +247,7 @@ LockTable::Waited LockTable::wait(ConnId conn, Holdings& h, std::string_view nam
   if (!queue || h.waiter != kNil) return Waited{WaitStatus::Refused, 0};
   if (waiting_ >= limits_.total || entries_[e].waiter_count >= limits_.per_lock)
     return Waited{WaitStatus::Refused, 0};
-  std::uint32_t w;
-  if (free_waiter_ != kNil) {
-    w = free_waiter_;
-    free_waiter_ = waiters_[w].next;
-  } else {
-    w = static_cast<std::uint32_t>(waiters_.size());
-    waiters_.emplace_back();
-  }
+  const std::uint32_t w = free_waiters_.take(waiters_);
   Entry& entry = entries_[e];
   waiters_[w] = Waiter{e, conn, limit, entry.waiter_tail, kNil, &h};
   if (entry.waiter_tail != kNil) waiters_[entry.waiter_tail].next = w;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "arena.hpp"
+#include "free_list.hpp"
 
 namespace glockd {
 
@@ -155,7 +156,7 @@ class LockTable {
     std::uint32_t first_hold = kNil; // holders in the order they took it
     std::uint32_t last_hold = kNil;
     std::uint32_t holders = 0;       // 0: the slab slot is free
-    std::uint32_t next_free = kNil;
+    std::uint32_t next_free = kNil;  // free-list link while the slot is free
     std::uint32_t waiter_head = kNil;  // FIFO of queued waits
     std::uint32_t waiter_tail = kNil;
     std::uint32_t waiter_count = 0;
@@ -190,14 +191,14 @@ class LockTable {
 
   NameArena arena_;
   std::vector<Entry> entries_;
-  std::uint32_t free_entry_ = kNil;
+  FreeList<Entry, &Entry::next_free> free_entries_;
   std::vector<Hold> holds_;
-  std::uint32_t free_hold_ = kNil;
+  FreeList<Hold, &Hold::conn_next> free_holds_;  // conn_next doubles as free link
   // Slot value: (hash << 32) | (entry + 1); 0 marks an empty slot.
   std::vector<std::uint64_t> index_;
   std::size_t index_used_ = 0;
   std::vector<Waiter> waiters_;
-  std::uint32_t free_waiter_ = kNil;
+  FreeList<Waiter, &Waiter::next> free_waiters_;
   std::size_t waiting_ = 0;
   std::vector<Grant> grants_;
   WaitLimits limits_;

@@ -21,7 +21,6 @@ struct Activation {
 Activation adopt_systemd_sockets(int keepalive_seconds);
 
 void notify_ready(const std::string& status);
-void notify_status(const std::string& status);
 void notify_stopping();
 
 }  // namespace glockd

@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 

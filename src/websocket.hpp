@@ -16,7 +16,6 @@ namespace glockd::ws {
 inline constexpr std::size_t kDefaultMaxMessage = 1 << 20;  // --ws-max-message
 
 // Close status codes this code sends (RFC 6455 section 7.4.1).
-inline constexpr std::uint16_t kCloseNormal = 1000;
 inline constexpr std::uint16_t kCloseProtocolError = 1002;
 inline constexpr std::uint16_t kCloseNoStatus = 1005;  // never on the wire
 inline constexpr std::uint16_t kCloseInvalidPayload = 1007;
@@ -96,8 +95,6 @@ class Decoder {
   // Events appended before a failure are valid. Once Closed or Failed, the
   // decoder ignores further input and keeps returning the same result.
   Result feed(std::string_view bytes, std::vector<Event>& out);
-
-  Status status() const { return status_; }
 
  private:
   enum class Stage : std::uint8_t { Header, Payload };

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Instructions per request, from callgrind: a deterministic cost figure that machine noise does not move.
+#   bench/callgrind.sh BUILD_DIR [SERVER]   (SERVER: default BUILD_DIR/glockd; e.g. BUILD_DIR/bench/glockd-echo)
+# For each depth in $DEPTHS (default "16 1") it starts SERVER under
+# valgrind --tool=callgrind on a free loopback port, waits until it answers
+# `q`, sends $REQUESTS requests (default 200000) from $CONNECTIONS
+# connections (default 50) with glockd-loadgen, stops the server with
+# SIGTERM and prints
+#   callgrind depth=D requests=N instructions_per_request=X
+# X is the whole process's Ir (startup, readiness probe and shutdown
+# included) over the N requests answered. Runs of the same binary and load
+# agree closely; use a release build. Output files stay in $OUT (default: a
+# temporary directory, removed at the end).
+set -euo pipefail
+
+BUILD=${1:?usage: bench/callgrind.sh BUILD_DIR [SERVER]}
+SERVER=${2:-$BUILD/glockd}
+LOADGEN=$BUILD/bench/glockd-loadgen
+REQUESTS=${REQUESTS:-200000}
+CONNECTIONS=${CONNECTIONS:-50}
+DEPTHS=${DEPTHS:-"16 1"}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+
+for f in "$SERVER" "$LOADGEN"; do
+  [ -x "$f" ] || { echo "callgrind.sh: $f: not an executable (build it first)" >&2; exit 2; }
+done
+command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 2; }
+
+KEEP=${OUT:+1}
+OUT=${OUT:-$(mktemp -d /tmp/glockd-callgrind.XXXXXX)}
+mkdir -p "$OUT"
+PID=
+cleanup() {
+  if [ -n "$PID" ]; then kill -KILL "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  [ -n "$KEEP" ] || rm -rf "$OUT"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Succeeds once something on 127.0.0.1:$1 answers `q` with a line; fails
+# after $READY_TIMEOUT s or as soon as process $2 has exited.
+wait_ready() {
+  python3 - "$1" "$2" "$READY_TIMEOUT" <<'EOF'
+import os, socket, sys, time
+port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit(1)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"q\n")
+            if s.makefile("rb").readline().endswith(b"\n"):
+                sys.exit(0)
+    except OSError:
+        time.sleep(0.05)  # not listening yet: poll again
+sys.exit(1)
+EOF
+}
+
+field() { { grep '^RESULT ' "$1" || true; } | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+run_one() {  # depth
+  local depth=$1 port cg log load
+  cg=$OUT/callgrind.depth$depth.out
+  log=$OUT/server.depth$depth.log
+  load=$OUT/loadgen.depth$depth.out
+  # The port may be taken between free_port and the bind: try a few.
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$cg" \
+      "$SERVER" --port "$port" --bind 127.0.0.1 --ws 0 >"$log" 2>&1 &
+    PID=$!
+    if wait_ready "$port" "$PID"; then break; fi
+    kill -KILL "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=
+  done
+  if [ -z "$PID" ]; then
+    echo "callgrind.sh: $SERVER did not start (see $log)" >&2; tail -20 "$log" >&2; exit 1
+  fi
+  if ! "$LOADGEN" --port "$port" --connections "$CONNECTIONS" --depth "$depth" \
+      --requests "$REQUESTS" --timeout "$READY_TIMEOUT" --drain 30 >"$load" 2>&1; then
+    echo "callgrind.sh: glockd-loadgen failed:" >&2; cat "$load" >&2; exit 1
+  fi
+  kill -TERM "$PID"
+  local rc=0
+  wait "$PID" || rc=$?
+  PID=
+  if [ "$rc" -ne 0 ]; then
+    echo "callgrind.sh: $SERVER exited with status $rc after SIGTERM" >&2; tail -20 "$log" >&2; exit 1
+  fi
+  local served ir
+  served=$(field "$load" requests)
+  ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg" | head -1)
+  [ -n "$ir" ] || ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$cg" | head -1)
+  if [ -z "$served" ] || [ "$served" -eq 0 ] || [ -z "$ir" ]; then
+    echo "callgrind.sh: no request count or no Ir total (see $load, $cg)" >&2; exit 1
+  fi
+  if [ "$(field "$load" unanswered)" != 0 ] || [ "$(field "$load" errors)" != 0 ]; then
+    echo "callgrind.sh: warning: depth $depth: unanswered or error answers:" \
+      "$(grep '^RESULT ' "$load")" >&2
+  fi
+  awk -v d="$depth" -v n="$served" -v ir="$ir" \
+    'BEGIN { printf "callgrind depth=%s requests=%s instructions_per_request=%.0f\n", d, n, ir / n }'
+}
+
+for depth in $DEPTHS; do run_one "$depth"; done
