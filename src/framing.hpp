@@ -40,9 +40,12 @@ class Framing {
   // frame, an HTTP error) are appended to `out`.
   virtual void feed(std::string_view bytes, std::string& out, FramingSink& sink) = 0;
   // The protocol writes one answer into answer_buffer(out); end_answer(out)
-  // then frames it into `out`.
-  virtual std::string& answer_buffer(std::string& out) = 0;
-  virtual void end_answer(std::string& out) = 0;
+  // then frames it into `out`. Not virtual: a framing that does not wrap
+  // answers (lines) costs nothing per answer.
+  std::string& answer_buffer(std::string& out) { return wraps_answers_ ? answer_ : out; }
+  void end_answer(std::string& out) {
+    if (!answer_.empty()) wrap_answer(out);
+  }
   // The server ends the conversation over a policy (after an answer saying
   // why): a websocket close frame, nothing for lines.
   virtual void end_for_policy(std::string& out, std::string_view why) = 0;
@@ -53,6 +56,15 @@ class Framing {
   virtual void deadline_passed(std::string& out, FramingSink& sink) = 0;
   // A stateless framing is one object shared by every connection.
   virtual bool shared() const { return false; }
+
+ protected:
+  explicit Framing(bool wraps_answers) : wraps_answers_(wraps_answers) {}
+  // Frames answer_ into `out` and empties answer_.
+  virtual void wrap_answer(std::string& out) = 0;
+  std::string answer_;  // one answer before it is framed
+
+ private:
+  bool wraps_answers_;
 };
 
 // Lines: the TCP and unix ports. Stateless; requests are split into lines
@@ -67,11 +79,13 @@ class LineFraming final : public Framing {
   void feed(std::string_view bytes, std::string&, FramingSink& sink) override {
     sink.requests(bytes);
   }
-  std::string& answer_buffer(std::string& out) override { return out; }
-  void end_answer(std::string&) override {}
   void end_for_policy(std::string&, std::string_view) override {}
   int deadline_seconds() const override { return 0; }
   void deadline_passed(std::string&, FramingSink&) override {}
+
+ private:
+  LineFraming() : Framing(false) {}
+  void wrap_answer(std::string&) override {}  // never called: answers go to `out` as they are
 };
 
 // The websocket/HTTP port: an HTTP/1.1 request head first, then either an
@@ -85,11 +99,9 @@ class WebSocketFraming final : public Framing {
     const std::vector<std::string>* origins;  // --ws-origin
   };
   explicit WebSocketFraming(const Limits& limits)
-      : limits_(limits), parser_(limits.max_header), decoder_(limits.max_message) {}
+      : Framing(true), limits_(limits), parser_(limits.max_header), decoder_(limits.max_message) {}
 
   void feed(std::string_view bytes, std::string& out, FramingSink& sink) override;
-  std::string& answer_buffer(std::string&) override { return answer_; }
-  void end_answer(std::string& out) override;
   void end_for_policy(std::string& out, std::string_view why) override;
   int deadline_seconds() const override {
     return phase_ == Phase::Http ? limits_.head_timeout_seconds : 0;
@@ -105,13 +117,13 @@ class WebSocketFraming final : public Framing {
   void feed_head(std::string_view& bytes, std::string& out, FramingSink& sink);
   void feed_frames(std::string_view bytes, std::string& out, FramingSink& sink);
   void answer_http(std::string response, std::string& out, FramingSink& sink, const char* why);
+  void wrap_answer(std::string& out) override;
 
   Limits limits_;
   Phase phase_ = Phase::Http;
   http::RequestParser parser_;
   ws::Decoder decoder_;
   std::vector<ws::Event> events_;  // reused between reads
-  std::string answer_;             // one answer before it is framed
 };
 
 }  // namespace glockd

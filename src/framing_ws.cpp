@@ -84,8 +84,7 @@ void WebSocketFraming::feed_frames(std::string_view bytes, std::string& out, Fra
   }
 }
 
-void WebSocketFraming::end_answer(std::string& out) {
-  if (answer_.empty()) return;
+void WebSocketFraming::wrap_answer(std::string& out) {
   // Lock and client names are opaque bytes; a text message must be UTF-8
   // (browsers fail the connection otherwise), so such answers go as binary.
   ws::encode(out, ws::valid_utf8(answer_) ? ws::Opcode::Text : ws::Opcode::Binary, answer_);

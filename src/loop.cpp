@@ -121,7 +121,7 @@ void Loop::handle_cqe(const io_uring_cqe& cqe) {
       break;
     }
   }
-  settle();  // the one place where waiters given their lock are answered
+  assert(table_.grants().empty());  // Loop::apply answered them
 }
 
 void Loop::arm_recv(Connection& c) {
@@ -233,7 +233,6 @@ void Loop::expire_deadlines() {
     Connection& c = conns_.at(id);
     disarm_deadline(c, d);
     on_deadline(c, d);
-    settle();
   }
 }
 
@@ -242,7 +241,7 @@ void Loop::on_deadline(Connection& c, Deadline d) {
     case Deadline::Framing:
       return framing_deadline(c);
     case Deadline::Wait:
-      protocol_->expire_wait(c.session, c.framing().answer_buffer(c.out));
+      apply(c, protocol_->expire_wait(c.session, c.framing().answer_buffer(c.out)));
       c.framing().end_answer(c.out);
       return wait_ended(c);
     case Deadline::Drain:

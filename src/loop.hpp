@@ -88,7 +88,13 @@ class Loop final {
   void take_requests(Connection& c, std::string_view text);
   void consume_lines(Connection& c, std::string_view text);
   bool handle_request(Connection& c, std::string_view line);
-  void apply(Connection& c, const Outcome& outcome);
+  // Every Outcome of the protocol goes through here: what it asks for, then
+  // the answers to the waiters its releases granted, in the order made.
+  void apply(Connection& c, const Outcome& outcome) {
+    if (outcome.needs_action()) act(c, outcome);
+    if (!table_.grants().empty()) settle();
+  }
+  void act(Connection& c, const Outcome& outcome);
   void settle();
   void after_input(Connection& c);
   void block(Connection& c, std::uint32_t wait_ms);

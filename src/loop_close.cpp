@@ -57,14 +57,11 @@ void Loop::begin_shutdown() {
       disarm_deadline(c, Deadline::Grace);
       expire_kept(c);
     }
-    if (c.state() == State::Draining) {
-      // Answers not yet sent are dropped at shutdown: a peer that does not
-      // read must not hold the exit up.
-      end_drain(c);
-      if (c.in_flight().send != 0) cancel(c, Op::Send);
-    }
+    // Answers not yet sent are dropped at shutdown: a peer that does not
+    // read must not hold the exit up.
+    if (c.state() == State::Draining) end_drain(c);
+    if (c.state() == State::Closing && c.in_flight().send != 0) cancel(c, Op::Send);
     maybe_close(c);
-    settle();
   }
 }
 
@@ -92,12 +89,14 @@ void Loop::terminate(Connection& c, const char* why, bool deliver_answers) {
   }
   // As the original prints it: "ADDR disconnected", then one line per orphan.
   if (config_.verbose) spdlog::debug("{} disconnected", c.session.addr);
-  if (protocol_->disconnect(c.session)) {
+  const Outcome gone = protocol_->disconnect(c.session);
+  if (gone.kept) {
     // Dropped with `grace`: its locks wait for a `resume` until the deadline.
     ++kept_sessions_;
     if (stopping_) expire_kept(c);
     else arm_deadline(c, Deadline::Grace, after_ms(c.session.grace_ms));
   }
+  apply(c, gone);
   if (config_.verbose) spdlog::debug("{} closed: {}", c.session.addr, why);
 }
 
@@ -155,7 +154,7 @@ void Loop::maybe_close(Connection& c) {
 
 void Loop::expire_kept(Connection& c) {
   // The grace period of a dropped connection ended without a resume.
-  protocol_->expire_detached(c.session);
+  apply(c, protocol_->expire_detached(c.session));
   --kept_sessions_;
   if (c.state() == State::Detached) free_slot(c);
 }

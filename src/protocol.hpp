@@ -73,19 +73,28 @@ class Events {
 // content: the loop logs these (rate limited) so an operator can tell.
 enum class Refusal : std::uint8_t { None, TooManySessions, NoToken };
 
-// What handling a request left for the loop to do, as values: the loop
-// acts on them in one place (Loop::apply), so no call site has to remember.
-struct Outcome {
+// What a call into the protocol left for the loop to do, as values. Every
+// one goes through Loop::apply, which also answers the waiters the call's
+// releases granted (so no call site has to remember); [[nodiscard]] makes
+// the compiler hold the loop to it. 16 bytes: returned in registers.
+struct [[nodiscard]] Outcome {
   // A `w`/`sw` has to wait: later requests wait behind it for wait_ms.
-  bool blocked = false;
   std::uint32_t wait_ms = 0;
+  // `resume` took over the kept session of this connection: its slot can go.
+  ConnId taken_over = kNil;
+  std::uint16_t error = 0;  // the errno behind Refusal::NoToken
   Refusal refused = Refusal::None;
-  int error = 0;  // the errno behind Refusal::NoToken
+  bool blocked = false;
   // `q`: the answer needs the connection count; the loop takes pending
   // accepts and calls answer_stats().
   bool count_connections = false;
-  // `resume` took over the kept session of this connection: its slot can go.
-  ConnId taken_over = kNil;
+  // disconnect(): the locks are kept for the session's grace period.
+  bool kept = false;
+
+  // Anything for Loop::apply to do besides answering grants?
+  bool needs_action() const {
+    return blocked || refused != Refusal::None || taken_over != kNil;
+  }
 };
 
 // Turns one request line into an answer. The protocol below; the benchmark's
@@ -122,15 +131,15 @@ class Protocol final : public LineHandler {
   // The answer for a waiter that has been given its lock (LockTable::grants()).
   void answer_grant(const Grant& g, std::string& out);
   // A blocked wait ran out of time: leave the queue, answer the failure.
-  void expire_wait(Session& s, std::string& out);
+  Outcome expire_wait(Session& s, std::string& out);
   // Counts a line that was too long and therefore discarded.
   void overlong_line() { ++stats_.invalid_commands; }
   // The connection is gone: orphan its locks and forget its registration.
-  // Returns true (and sets s.kept) when its locks are kept instead, for its
+  // Outcome::kept (and s.kept) when its locks are kept instead, for its
   // grace period; then the caller calls expire_detached() when that ends.
-  bool disconnect(Session& s);
+  Outcome disconnect(Session& s);
   // The grace period of a dropped connection ended without a resume.
-  void expire_detached(Session& s);
+  Outcome expire_detached(Session& s);
 
   // Sessions that may be kept after a drop (--max-sessions): a slot is
   // taken by `grace` with MS > 0, not at the drop, so a client learns at

@@ -46,7 +46,7 @@ Outcome Protocol::wait(Session& s, Command cmd, std::string_view args, std::stri
     case LockTable::WaitStatus::Queued:
       break;
   }
-  return Outcome{true, static_cast<std::uint32_t>(ms)};
+  return Outcome{.wait_ms = static_cast<std::uint32_t>(ms), .blocked = true};
 }
 
 void Protocol::answer_grant(const Grant& g, std::string& out) {
@@ -55,11 +55,12 @@ void Protocol::answer_grant(const Grant& g, std::string& out) {
   else answer(out, "1 Lock Get Success: ", g.name);
 }
 
-void Protocol::expire_wait(Session& s, std::string& out) {
+Outcome Protocol::expire_wait(Session& s, std::string& out) {
   table_.cancel_wait(s.holdings, [&](LockKind kind, std::string_view name) {
     if (kind == LockKind::Shared) answer(out, "0 Shared Lock Get Failure: ", name);
     else answer(out, "0 Lock Get Failure: ", name);
   });
+  return {};  // a semaphore waiter behind it may have been granted
 }
 
 void Protocol::orphan_all(Session& s) {
@@ -86,7 +87,7 @@ Outcome Protocol::grace(Session& s, std::string_view ms_text, std::string& out) 
     if (sessions_reserved_ >= max_sessions_) {
       ++stats_.sessions_refused;
       out.append("0 Bad Request: too many sessions\n");
-      return Outcome{false, 0, Refusal::TooManySessions};
+      return Outcome{.refused = Refusal::TooManySessions};
     }
     ++sessions_reserved_;
   }
@@ -105,7 +106,7 @@ Outcome Protocol::session(Session& s, std::string& out) {
     if (token.empty()) {
       ++stats_.tokens_failed;
       out.append("0 Bad Request: cannot make a session token (the kernel gave no random bytes)\n");
-      return Outcome{.refused = Refusal::NoToken, .error = error};
+      return Outcome{.error = static_cast<std::uint16_t>(error), .refused = Refusal::NoToken};
     }
     token_conn_.emplace(token, s.id);
     it = conn_token_.emplace(s.id, std::move(token)).first;
@@ -122,20 +123,24 @@ void Protocol::drop_reservation(Session& s) {
   --sessions_reserved_;
 }
 
-bool Protocol::disconnect(Session& s) {
+Outcome Protocol::disconnect(Session& s) {
   registry_.drop(s.id);
   table_.cancel_wait(s.holdings, [](LockKind, std::string_view) {});
-  if (s.grace_ms > 0 && s.holdings.total() > 0) return s.kept = true;
+  if (s.grace_ms > 0 && s.holdings.total() > 0) {
+    s.kept = true;
+    return Outcome{.kept = true};
+  }
   drop_reservation(s);
   orphan_all(s);
-  return false;
+  return {};
 }
 
-void Protocol::expire_detached(Session& s) {
+Outcome Protocol::expire_detached(Session& s) {
   assert(s.kept);
   s.kept = false;
   drop_reservation(s);
   orphan_all(s);
+  return {};
 }
 
 Outcome Protocol::resume(Session& s, std::string_view token, std::string& out) {

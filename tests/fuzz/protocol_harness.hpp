@@ -89,7 +89,7 @@ class Harness {
     c.pending.clear();
     const std::uint32_t ex = c.session.holdings.exclusive, sh = c.session.holdings.shared;
     const std::uint64_t orphans = stats_.orphans + stats_.shared_orphans;
-    const bool kept = proto_.disconnect(c.session);
+    const bool kept = proto_.disconnect(c.session).kept;
     answer_grants();
     // Kept exactly when it has a grace period and something to keep.
     require(kept == (c.grace > 0 && ex + sh > 0), "locks kept without grace, or not with it");
@@ -110,7 +110,7 @@ class Harness {
     Conn& c = conns_[i];
     if (c.state != State::Open || !c.blocked) return;
     const std::size_t before = c.out.size();
-    proto_.expire_wait(c.session, c.out);
+    (void)proto_.expire_wait(c.session, c.out);
     const std::string want = (c.wait_cmd == Command::sw ? "0 Shared Lock Get Failure: "
                                                         : "0 Lock Get Failure: ") +
                              c.wait_name + "\n";
@@ -127,7 +127,7 @@ class Harness {
     if (c.state != State::Detached) return;
     const std::uint64_t orphans = stats_.orphans + stats_.shared_orphans;
     const std::size_t held = c.session.holdings.total();
-    proto_.expire_detached(c.session);
+    (void)proto_.expire_detached(c.session);
     answer_grants();
     require(stats_.orphans + stats_.shared_orphans == orphans + held,
             "an expired session's locks are not all orphaned");

@@ -102,6 +102,22 @@ class Wait(WaitCase):
         self.assertEqual(w2.req("w 60000 m"), g_fail("m"))
 
 
+class GrantOrder(WaitCase):
+    def test_a_time_out_answers_the_waiter_it_unblocks_first(self):
+        """C's `sw` times out and so hands the semaphore to W; both have a
+        `g X` queued behind their wait. The grant is answered as the time-out
+        happens, so W's queue runs first and W gets X (as it always has)."""
+        d = self.daemon()
+        holder, c, w = (self.client(d) for _ in range(3))
+        self.assertEqual(holder.req("sw 1 0 S"), sg_ok(1, "S"))
+        c.send(b"sw 1 300 S\ng X\n")
+        self.settle_waiters(1)
+        w.send(b"sw 2 60000 S\ng X\n")
+        self.settle_waiters(2)
+        self.assertEqual(c.lines(2), [sg_fail("S"), g_fail("X")])
+        self.assertEqual(w.lines(2), [sg_ok(2, "S"), g_ok("X")])
+
+
 class Semaphore(WaitCase):
     def test_sw_admits_up_to_limit_then_queues(self):
         d = self.daemon()

@@ -157,8 +157,8 @@ TEST_F(ProtocolTest, StatsHaveExactlyTheNineteenKeys) {
   ask(1, "sg b");
   ask(2, "junk");
   proto->overlong_line();
-  proto->disconnect(s[0]);
-  proto->disconnect(s[1]);
+  (void)proto->disconnect(s[0]);
+  (void)proto->disconnect(s[1]);
   open = 1;
   EXPECT_EQ(ask(2, "q"),
             "command_d: 0\ncommand_dump: 0\ncommand_g: 2\ncommand_i: 0\ncommand_iam: 0\n"
@@ -171,7 +171,7 @@ TEST_F(ProtocolTest, DisconnectOrphansAndUnregisters) {
   ask(0, "g a");
   ask(0, "sg b");
   ask(0, "iam gone");
-  proto->disconnect(s[0]);
+  (void)proto->disconnect(s[0]);
   EXPECT_EQ(ask(1, "g a"), "1 Lock Get Success: a\n");
   EXPECT_EQ(ask(1, "si b"), "0 Shared Lock Not Locked: b\n");
   EXPECT_EQ(ask(1, "who"), "");
@@ -216,7 +216,7 @@ TEST_F(ProtocolTest, WaitAnswersAndBadRequests) {
   EXPECT_TRUE(proto->handle_line(s[2], "sw 1 500 x", out).blocked == false);
   EXPECT_TRUE(proto->handle_line(s[0], "sw 1 500 x", out).blocked);
   std::string expired;
-  proto->expire_wait(s[0], expired);
+  (void)proto->expire_wait(s[0], expired);
   EXPECT_EQ(expired, "0 Shared Lock Get Failure: x\n");
   EXPECT_EQ(table.waiters(), 0u);
 }
@@ -231,7 +231,7 @@ TEST_F(ProtocolTest, GraceSessionResume) {
   ask(0, "sg s");
   ask(1, "sg s");
   EXPECT_EQ(ask(1, "resume token1"), "0 Resume Failure\n");  // not dropped yet
-  EXPECT_TRUE(proto->disconnect(s[0]));  // kept for its grace
+  EXPECT_TRUE(proto->disconnect(s[0]).kept);  // kept for its grace
   EXPECT_TRUE(s[0].kept);
   EXPECT_EQ(ask(2, "i a"), "1 Lock Is Locked: a\n");
   EXPECT_EQ(ask(1, "resume nope"), "0 Resume Failure\n");
@@ -245,16 +245,16 @@ TEST_F(ProtocolTest, GraceSessionResume) {
   // The token moved with the locks, and the grace too.
   EXPECT_EQ(ask(1, "session"), "1 Session: token1\n");
   ask(1, "g b");
-  EXPECT_TRUE(proto->disconnect(s[1]));
-  proto->expire_detached(s[1]);
+  EXPECT_TRUE(proto->disconnect(s[1]).kept);
+  (void)proto->expire_detached(s[1]);
   EXPECT_EQ(stats.orphans, 1u);
   EXPECT_EQ(ask(2, "resume token1"), "0 Resume Failure\n");
 }
 
 TEST_F(ProtocolTest, NoGraceOrNoLocksMeansOrphanAtOnce) {
   ask(0, "g a");
-  EXPECT_FALSE(proto->disconnect(s[0]));
+  EXPECT_FALSE(proto->disconnect(s[0]).kept);
   EXPECT_EQ(stats.orphans, 1u);
   ask(1, "grace 100");
-  EXPECT_FALSE(proto->disconnect(s[1]));  // nothing to keep
+  EXPECT_FALSE(proto->disconnect(s[1]).kept);  // nothing to keep
 }
