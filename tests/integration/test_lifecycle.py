@@ -326,8 +326,6 @@ class Signals(DaemonTestCase):
         self.assertEqual(t.req("i hog"), i_yes("hog"))
         d.stop(signal.SIGTERM)   # must not wait for the hog to read
         self.assertEqual(t.expect_eof(), b"")
-        # Its send in flight was cancelled, not left to the 1 s bound.
-        self.assertNotIn("still busy", d.stderr())
 
     def test_sigterm_idle(self):
         d = self.daemon()

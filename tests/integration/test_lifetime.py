@@ -203,6 +203,22 @@ class HangupWhilePaused(MetricsCase):
         self.assertEqual(self.metric("glockd_paused_connections"), 0)
 
 
+class ShutdownWithUnreadAnswers(MetricsCase):
+    def test_sends_in_flight_are_cancelled(self):
+        """A client that never reads has a send in flight when SIGTERM
+        comes: the shutdown cancels it instead of waiting out its 1 s bound
+        (regression: the connection-state split skipped that cancel)."""
+        d = self.daemon()
+        hog = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.connect(("127.0.0.1", d.port))
+        self.addCleanup(hog.close)
+        hog.sendall(b"q\n" * 30000)  # about 13 MB of answers: over the 4 MiB bound
+        self.settle_metric("glockd_paused_connections", 1)
+        d.stop()
+        self.assertNotIn("still busy", d.stderr())
+
+
 class MaxSessions(MetricsCase):
     def test_grace_past_the_bound_is_refused_and_the_locks_are_not_kept(self):
         d = self.daemon(["--max-sessions", "2"])
