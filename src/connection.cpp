@@ -70,39 +70,6 @@ void Connection::closed() {
   state_ = State::Detached;
 }
 
-void Connection::recv_armed() {
-  assert(in_flight_.recv == 0 && state_ != State::Free && state_ != State::Detached);
-  in_flight_.recv = 1;
-}
-void Connection::recv_ended() {
-  assert(in_flight_.recv == 1);
-  in_flight_.recv = 0;
-}
-void Connection::send_started() {
-  assert(in_flight_.send == 0 && (open() || state_ == State::Draining));
-  in_flight_.send = 1;
-}
-void Connection::send_ended() {
-  assert(in_flight_.send == 1);
-  in_flight_.send = 0;
-}
-void Connection::hangup_armed() {
-  assert(in_flight_.hangup == 0 && state_ == State::Throttled);
-  in_flight_.hangup = 1;
-}
-void Connection::hangup_ended() {
-  assert(in_flight_.hangup == 1);
-  in_flight_.hangup = 0;
-}
-void Connection::cancel_started() {
-  assert(state_ != State::Free && state_ != State::Detached);
-  ++in_flight_.cancels;
-}
-void Connection::cancel_ended() {
-  assert(in_flight_.cancels > 0);
-  --in_flight_.cancels;
-}
-
 bool Connection::take_output() {
   if (in_flight_.send != 0 || out.empty()) return false;
   assert(sent == sending.size());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cassert>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -67,6 +68,7 @@ class Connection {
   // Requests are handled only when Reading and nothing queued goes first.
   bool handles_requests_now() const { return state_ == State::Reading && pending_input.empty(); }
   const char* state_name() const;
+  bool has_socket() const { return state_ != State::Free && state_ != State::Detached; }
 
   // --- transitions ---------------------------------------------------------
   void start(int fd, Transport transport, LayerPtr<Framing> framing,
@@ -81,7 +83,8 @@ class Connection {
   // the session is kept, else the slot is to be freed (ConnectionTable).
   void closed();
   bool waiting() const {
-    return state_ == State::Blocked || (state_ == State::Throttled && after_throttle_ == State::Blocked);
+    return state_ == State::Blocked ||
+           (state_ == State::Throttled && after_throttle_ == State::Blocked);
   }
 
   // --- operations in flight --------------------------------------------------
@@ -96,14 +99,22 @@ class Connection {
     return in_flight_.recv == 0 && in_flight_.send == 0 && in_flight_.hangup == 0 &&
            in_flight_.cancels == 0;
   }
-  void recv_armed();
-  void recv_ended();
-  void send_started();
-  void send_ended();
-  void hangup_armed();
-  void hangup_ended();
-  void cancel_started();
-  void cancel_ended();
+  // Each asserts the count it changes stays 0 or 1 (cancels: >= 0), and
+  // that nothing is started on a connection without a socket.
+  void recv_armed() { assert(!in_flight_.recv && has_socket()); in_flight_.recv = 1; }
+  void recv_ended() { assert(in_flight_.recv); in_flight_.recv = 0; }
+  void send_started() {
+    assert(!in_flight_.send && (open() || state_ == State::Draining));
+    in_flight_.send = 1;
+  }
+  void send_ended() { assert(in_flight_.send); in_flight_.send = 0; }
+  void hangup_armed() {
+    assert(!in_flight_.hangup && state_ == State::Throttled);
+    in_flight_.hangup = 1;
+  }
+  void hangup_ended() { assert(in_flight_.hangup); in_flight_.hangup = 0; }
+  void cancel_started() { assert(has_socket()); ++in_flight_.cancels; }
+  void cancel_ended() { assert(in_flight_.cancels > 0); --in_flight_.cancels; }
 
   // --- output ---------------------------------------------------------------
   std::size_t unsent() const { return out.size() + sending.size() - sent; }
