@@ -70,15 +70,6 @@ void Connection::closed() {
   state_ = State::Detached;
 }
 
-bool Connection::take_output() {
-  if (in_flight_.send != 0 || out.empty()) return false;
-  assert(sent == sending.size());
-  sending.clear();
-  sent = 0;
-  stream_->encode(out, sending);
-  return !sending.empty();
-}
-
 Connection& ConnectionTable::allocate() {
   ConnId id;
   if (!free_.empty()) {

@@ -120,7 +120,14 @@ class Connection {
   std::size_t unsent() const { return out.size() + sending.size() - sent; }
   // Moves the answers made so far into the send buffer through the byte
   // stream; false when a send is in flight or there is nothing to send.
-  bool take_output();
+  bool take_output() {
+    if (in_flight_.send != 0 || out.empty()) return false;
+    assert(sent == sending.size());
+    sending.clear();
+    sent = 0;
+    stream_->encode(out, sending);
+    return !sending.empty();
+  }
   std::string_view send_rest() const { return std::string_view(sending).substr(sent); }
 
   Framing& framing() { return *framing_; }

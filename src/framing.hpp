@@ -42,7 +42,7 @@ class Framing {
   // The protocol writes one answer into answer_buffer(out); end_answer(out)
   // then frames it into `out`. Not virtual: a framing that does not wrap
   // answers (lines) costs nothing per answer.
-  std::string& answer_buffer(std::string& out) { return wraps_answers_ ? answer_ : out; }
+  std::string& answer_buffer(std::string& out) { return transparent_ ? out : answer_; }
   void end_answer(std::string& out) {
     if (!answer_.empty()) wrap_answer(out);
   }
@@ -54,17 +54,20 @@ class Framing {
   virtual int deadline_seconds() const = 0;
   // That deadline passed.
   virtual void deadline_passed(std::string& out, FramingSink& sink) = 0;
-  // A stateless framing is one object shared by every connection.
-  virtual bool shared() const { return false; }
+  // A transparent framing (lines) passes bytes and answers as they are: the
+  // loop hands it no bytes (they are the requests), it is one object shared
+  // by every connection, and it costs no call per request.
+  bool transparent() const { return transparent_; }
+  bool shared() const { return transparent_; }
 
  protected:
-  explicit Framing(bool wraps_answers) : wraps_answers_(wraps_answers) {}
+  explicit Framing(bool transparent) : transparent_(transparent) {}
   // Frames answer_ into `out` and empties answer_.
   virtual void wrap_answer(std::string& out) = 0;
   std::string answer_;  // one answer before it is framed
 
  private:
-  bool wraps_answers_;
+  bool transparent_;
 };
 
 // Lines: the TCP and unix ports. Stateless; requests are split into lines
@@ -75,7 +78,6 @@ class LineFraming final : public Framing {
     static LineFraming one;
     return one;
   }
-  bool shared() const override { return true; }
   void feed(std::string_view bytes, std::string&, FramingSink& sink) override {
     sink.requests(bytes);
   }
@@ -84,7 +86,7 @@ class LineFraming final : public Framing {
   void deadline_passed(std::string&, FramingSink&) override {}
 
  private:
-  LineFraming() : Framing(false) {}
+  LineFraming() : Framing(true) {}
   void wrap_answer(std::string&) override {}  // never called: answers go to `out` as they are
 };
 
@@ -99,7 +101,7 @@ class WebSocketFraming final : public Framing {
     const std::vector<std::string>* origins;  // --ws-origin
   };
   explicit WebSocketFraming(const Limits& limits)
-      : Framing(true), limits_(limits), parser_(limits.max_header), decoder_(limits.max_message) {}
+      : Framing(false), limits_(limits), parser_(limits.max_header), decoder_(limits.max_message) {}
 
   void feed(std::string_view bytes, std::string& out, FramingSink& sink) override;
   void end_for_policy(std::string& out, std::string_view why) override;

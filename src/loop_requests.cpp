@@ -39,9 +39,32 @@ class Loop::Sink final : public FramingSink {
   Connection& c_;
 };
 
+[[gnu::always_inline]] inline void Loop::take_requests(Connection& c, std::string_view text) {
+  if (!c.open()) return;
+  // Requests wait behind a blocked request, behind unsent answers over their
+  // bound, and behind the requests queued meanwhile until resume_pipelines()
+  // has run them: newer requests never overtake older ones.
+  if (c.handles_requests_now()) consume_lines(c, text);
+  else c.pending_input.append(text);
+}
+
+[[gnu::always_inline]] inline void Loop::after_input(Connection& c) {
+  // Behind a wait the recv stays on (a peer that leaves must lose its locks
+  // at once), so what queues there is bounded here.
+  if (c.waiting() && c.pending_input.size() > pending_limit(c))
+    return refuse_queued_input(c);
+  if (!c.out.empty()) queue_flush(c);
+  if (c.state() != State::Throttled && c.unsent() > kMaxUnsentOutput) throttle(c);
+}
+
 void Loop::on_input(Connection& c, std::string_view wire) {
-  Sink sink(*this, c);
-  c.framing().feed(c.stream().decode(wire), c.out, sink);
+  const std::string_view bytes = c.stream().decode(wire);
+  if (c.framing().transparent()) {
+    take_requests(c, bytes);
+  } else {
+    Sink sink(*this, c);
+    c.framing().feed(bytes, c.out, sink);
+  }
   if (!c.open()) return;
   // The framing's deadline (an HTTP head) holds while its unit is unfinished.
   if (c.deadlines[static_cast<std::size_t>(Deadline::Framing)] != 0 &&
@@ -55,23 +78,7 @@ void Loop::framing_deadline(Connection& c) {
   c.framing().deadline_passed(c.out, sink);
 }
 
-void Loop::take_requests(Connection& c, std::string_view text) {
-  if (!c.open()) return;
-  // Requests wait behind a blocked request, behind unsent answers over their
-  // bound, and behind the requests queued meanwhile until resume_pipelines()
-  // has run them: newer requests never overtake older ones.
-  if (c.handles_requests_now()) consume_lines(c, text);
-  else c.pending_input.append(text);
-}
 
-void Loop::after_input(Connection& c) {
-  // Behind a wait the recv stays on (a peer that leaves must lose its locks
-  // at once), so what queues there is bounded here.
-  if (c.waiting() && c.pending_input.size() > pending_limit(c))
-    return refuse_queued_input(c);
-  if (!c.out.empty()) queue_flush(c);
-  if (c.state() != State::Throttled && c.unsent() > kMaxUnsentOutput) throttle(c);
-}
 
 // Inlined into consume_lines' loop: this runs once per request.
 [[gnu::always_inline]] inline bool Loop::handle_request(Connection& c, std::string_view line) {

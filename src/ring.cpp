@@ -2,9 +2,7 @@
 // waiting, after liburing's examples/proxy.c.
 #include "ring.hpp"
 
-#include <poll.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 
 #include <cassert>
 #include <cerrno>
@@ -18,9 +16,6 @@ namespace {
 constexpr unsigned kSqEntries = 4096;
 // Large enough that a burst of accepts and recvs never overflows it.
 constexpr unsigned kCqEntries = 65536;
-constexpr unsigned kBufCount = 1024;  // power of two (buffer ring)
-constexpr unsigned kBufSize = 4096;
-constexpr std::uint16_t kBufGroup = 0;
 
 std::string read_sysctl(const char* path) {
   std::ifstream f(path);
@@ -50,10 +45,6 @@ std::string explain_ring_error(int err) {
     return "not enough locked memory for the io_uring ring (io_uring_setup: " + why +
            "): raise RLIMIT_MEMLOCK (ulimit -l, or LimitMEMLOCK= in the systemd unit)";
   return "cannot set up io_uring: " + why;
-}
-
-std::uint16_t buffer_id(const io_uring_cqe& cqe) {
-  return static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
 }  // namespace
@@ -120,87 +111,17 @@ std::string Ring::init() {
 
 bool Ring::defer_taskrun() const { return (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0; }
 
-io_uring_sqe* Ring::sqe() {
+io_uring_sqe* Ring::sqe_after_submit() {
+  io_uring_submit(&ring_);
   io_uring_sqe* s = io_uring_get_sqe(&ring_);
-  if (s == nullptr) {
-    io_uring_submit(&ring_);
-    s = io_uring_get_sqe(&ring_);
-  }
   assert(s != nullptr);
   return s;
-}
-
-void Ring::accept(int fd, Tag tag) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_multishot_accept(s, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, tag.pack());
-}
-
-void Ring::recv(int fd, Tag tag) {
-  io_uring_sqe* s = sqe();
-  if (recv_multishot_)
-    io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
-  else
-    io_uring_prep_recv(s, fd, nullptr, kBufSize, 0);
-  s->flags |= IOSQE_BUFFER_SELECT;
-  s->buf_group = kBufGroup;
-  io_uring_sqe_set_data64(s, tag.pack());
 }
 
 bool Ring::fall_back_to_single_recv() {
   if (!recv_multishot_) return false;
   recv_multishot_ = false;
   return true;
-}
-
-void Ring::send(int fd, std::string_view bytes, Tag tag) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_send(s, fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(s, tag.pack());
-}
-
-void Ring::cancel(Tag target, Tag tag) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_cancel64(s, target.pack(), 0);
-  io_uring_sqe_set_data64(s, tag.pack());
-}
-
-void Ring::poll_hangup(int fd, Tag tag) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_poll_add(s, fd, POLLRDHUP | POLLHUP | POLLERR);
-  io_uring_sqe_set_data64(s, tag.pack());
-}
-
-void Ring::close(int fd) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_close(s, fd);
-  io_uring_sqe_set_data64(s, Tag{Op::Close}.pack());
-}
-
-void Ring::read(int fd, void* into, std::size_t size, Tag tag) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_read(s, fd, into, static_cast<unsigned>(size), 0);
-  io_uring_sqe_set_data64(s, tag.pack());
-}
-
-void Ring::timeout(const __kernel_timespec* after, Tag tag) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_timeout(s, const_cast<__kernel_timespec*>(after), 0, 0);
-  io_uring_sqe_set_data64(s, tag.pack());
-}
-
-std::string_view Ring::received(const io_uring_cqe& cqe) const {
-  if (cqe.res <= 0 || !(cqe.flags & IORING_CQE_F_BUFFER)) return {};
-  return {buffers_.get() + std::size_t{buffer_id(cqe)} * kBufSize,
-          static_cast<std::size_t>(cqe.res)};
-}
-
-void Ring::give_back(const io_uring_cqe& cqe) {
-  if (!(cqe.flags & IORING_CQE_F_BUFFER)) return;
-  const std::uint16_t bid = buffer_id(cqe);
-  io_uring_buf_ring_add(buf_ring_, buffers_.get() + std::size_t{bid} * kBufSize, kBufSize, bid,
-                        io_uring_buf_ring_mask(kBufCount), static_cast<int>(buffers_returned_));
-  ++buffers_returned_;
 }
 
 void Ring::end_turn() {

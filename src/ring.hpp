@@ -4,6 +4,8 @@
 #pragma once
 
 #include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cstdint>
@@ -46,14 +48,48 @@ class Ring {
   std::string init();
   bool defer_taskrun() const;
 
-  void accept(int fd, Tag tag);           // multishot
-  void recv(int fd, Tag tag);             // multishot when the kernel has it
-  void send(int fd, std::string_view bytes, Tag tag);
-  void cancel(Tag target, Tag tag);
-  void poll_hangup(int fd, Tag tag);      // FIN, RST or error
-  void close(int fd);
-  void read(int fd, void* into, std::size_t size, Tag tag);
-  void timeout(const __kernel_timespec* after, Tag tag);
+  // Submissions. Inline: they run for every request of a client that
+  // does not pipeline. Each is tagged after its prep (a prep may clear
+  // user_data in some liburing versions).
+  void accept(int fd, Tag tag) {
+    prep(tag, [&](io_uring_sqe* s) {
+      io_uring_prep_multishot_accept(s, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    });
+  }
+  void recv(int fd, Tag tag) {  // multishot when the kernel has it
+    prep(tag, [&](io_uring_sqe* s) {
+      if (recv_multishot_) io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
+      else io_uring_prep_recv(s, fd, nullptr, kBufSize, 0);
+      s->flags |= IOSQE_BUFFER_SELECT;
+      s->buf_group = kBufGroup;
+    });
+  }
+  void send(int fd, std::string_view bytes, Tag tag) {
+    prep(tag, [&](io_uring_sqe* s) {
+      io_uring_prep_send(s, fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    });
+  }
+  void cancel(Tag target, Tag tag) {
+    prep(tag, [&](io_uring_sqe* s) { io_uring_prep_cancel64(s, target.pack(), 0); });
+  }
+  void poll_hangup(int fd, Tag tag) {  // FIN, RST or error
+    prep(tag, [&](io_uring_sqe* s) {
+      io_uring_prep_poll_add(s, fd, POLLRDHUP | POLLHUP | POLLERR);
+    });
+  }
+  void close(int fd) {
+    prep(Tag{Op::Close}, [&](io_uring_sqe* s) { io_uring_prep_close(s, fd); });
+  }
+  void read(int fd, void* into, std::size_t size, Tag tag) {
+    prep(tag, [&](io_uring_sqe* s) {
+      io_uring_prep_read(s, fd, into, static_cast<unsigned>(size), 0);
+    });
+  }
+  void timeout(const __kernel_timespec* after, Tag tag) {
+    prep(tag, [&](io_uring_sqe* s) {
+      io_uring_prep_timeout(s, const_cast<__kernel_timespec*>(after), 0, 0);
+    });
+  }
 
   // A multishot recv answered EINVAL: this kernel (< 6.0) lacks it. Returns
   // true the first time, when the caller should re-arm in single-shot mode.
@@ -61,8 +97,18 @@ class Ring {
 
   // The bytes of a recv completion, if it carries a buffer; give_back()
   // returns the buffer (made visible to the kernel at end_turn()).
-  std::string_view received(const io_uring_cqe& cqe) const;
-  void give_back(const io_uring_cqe& cqe);
+  std::string_view received(const io_uring_cqe& cqe) const {
+    if (cqe.res <= 0 || !(cqe.flags & IORING_CQE_F_BUFFER)) return {};
+    return {buffers_.get() + std::size_t{buffer_id(cqe)} * kBufSize,
+            static_cast<std::size_t>(cqe.res)};
+  }
+  void give_back(const io_uring_cqe& cqe) {
+    if (!(cqe.flags & IORING_CQE_F_BUFFER)) return;
+    const std::uint16_t bid = buffer_id(cqe);
+    io_uring_buf_ring_add(buf_ring_, buffers_.get() + std::size_t{bid} * kBufSize, kBufSize, bid,
+                          io_uring_buf_ring_mask(kBufCount), static_cast<int>(buffers_returned_));
+    ++buffers_returned_;
+  }
   void end_turn();
 
   // Submits, then waits for one completion at most timeout_ns (< 0: no
@@ -89,7 +135,22 @@ class Ring {
 
  private:
   static constexpr unsigned kBatch = 256;  // completions taken per peek
-  io_uring_sqe* sqe();
+  static constexpr unsigned kBufCount = 1024;  // power of two (buffer ring)
+  static constexpr unsigned kBufSize = 4096;
+  static constexpr std::uint16_t kBufGroup = 0;
+  static std::uint16_t buffer_id(const io_uring_cqe& cqe) {
+    return static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+  }
+  // Fills the next submission (a full queue is submitted first, so there is
+  // always one) and tags it.
+  template <class Prep>
+  void prep(Tag tag, Prep&& fill) {
+    io_uring_sqe* s = io_uring_get_sqe(&ring_);
+    if (s == nullptr) s = sqe_after_submit();
+    fill(s);
+    io_uring_sqe_set_data64(s, tag.pack());
+  }
+  io_uring_sqe* sqe_after_submit();
 
   io_uring ring_{};
   bool ready_ = false;

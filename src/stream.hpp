@@ -14,12 +14,26 @@ class ByteStream {
   virtual ~ByteStream() = default;
   // Bytes read from the socket; returns the application's bytes among them
   // (valid until the next call).
-  virtual std::string_view decode(std::string_view wire) = 0;
+  std::string_view decode(std::string_view wire) {
+    return transparent_ ? wire : unwrap(wire);
+  }
   // The application's bytes to send (consumed) become bytes for the socket,
   // appended to `wire`.
-  virtual void encode(std::string& plain, std::string& wire) = 0;
-  // A stateless layer is one object shared by every connection.
-  virtual bool shared() const { return false; }
+  void encode(std::string& app, std::string& wire) {
+    if (transparent_ && wire.empty()) wire.swap(app);  // no copy on the usual path
+    else wrap(app, wire);
+  }
+  // A transparent stream (a plain socket) is one object shared by every
+  // connection, and costs no call per read or send.
+  bool shared() const { return transparent_; }
+
+ protected:
+  explicit ByteStream(bool transparent) : transparent_(transparent) {}
+  virtual std::string_view unwrap(std::string_view wire) = 0;
+  virtual void wrap(std::string& app, std::string& wire) = 0;
+
+ private:
+  bool transparent_;
 };
 
 // Owns a layer unless it is a shared one (a connection costs no allocation
@@ -39,12 +53,13 @@ class PlainStream final : public ByteStream {
     static PlainStream one;
     return one;
   }
-  bool shared() const override { return true; }
-  std::string_view decode(std::string_view wire) override { return wire; }
-  void encode(std::string& plain, std::string& wire) override {
-    if (wire.empty()) wire.swap(plain);  // no copy on the usual path
-    else wire.append(plain);
-    plain.clear();
+
+ private:
+  PlainStream() : ByteStream(true) {}
+  std::string_view unwrap(std::string_view wire) override { return wire; }
+  void wrap(std::string& app, std::string& wire) override {
+    wire.append(app);
+    app.clear();
   }
 };
 
