@@ -130,6 +130,14 @@ class Connection {
   }
   std::string_view send_rest() const { return std::string_view(sending).substr(sent); }
 
+  // Writes one answer through the framing: write(buffer) fills the buffer
+  // the framing gives, which is then framed into `out`. (The per-request
+  // path, Loop::handle_request, makes the same two calls itself.)
+  template <class Write>
+  void answer(Write&& write) {
+    write(framing_->answer_buffer(out));
+    framing_->end_answer(out);
+  }
   Framing& framing() { return *framing_; }
   ByteStream& stream() { return *stream_; }
 

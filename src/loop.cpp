@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <cassert>
@@ -18,6 +19,30 @@ namespace glockd {
 
 using namespace loop_detail;
 using State = Connection::State;
+
+namespace {
+
+// Session tokens from the kernel's random pool.
+std::string random_token(int& error) {
+  unsigned char raw[16];
+  std::size_t got = 0;
+  while (got < sizeof raw) {
+    // GRND_NONBLOCK: early in boot the pool may not be ready, and the loop
+    // must not sleep on it; the client gets a Bad Request instead.
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, GRND_NONBLOCK);
+    if (n > 0) got += static_cast<std::size_t>(n);
+    else if (n < 0 && errno != EINTR) return error = errno, std::string();
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : raw) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  return token;
+}
+
+}  // namespace
 
 Loop::Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark,
            LineHandler* handler)
@@ -239,10 +264,12 @@ void Loop::on_deadline(Connection& c, Deadline d) {
   switch (d) {
     case Deadline::Framing:
       return framing_deadline(c);
-    case Deadline::Wait:
-      apply(c, protocol_->expire_wait(c.session, c.framing().answer_buffer(c.out)));
-      c.framing().end_answer(c.out);
+    case Deadline::Wait: {
+      Outcome expired;
+      c.answer([&](std::string& out) { expired = protocol_->expire_wait(c.session, out); });
+      apply(c, expired);  // a semaphore waiter behind it may have been granted
       return wait_ended(c);
+    }
     case Deadline::Drain:
       return drain_timeout(c);
     case Deadline::Grace:

@@ -54,7 +54,6 @@ class Loop final {
 
  private:
   class Sink;  // FramingSink for one connection (loop_requests.cpp)
-  friend class Sink;
 
   // loop.cpp: the dispatch, ring operations with their in-flight counts,
   // deadlines, the end of a turn.

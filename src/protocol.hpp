@@ -51,11 +51,9 @@ struct Session {
 };
 
 // Where `session` tokens come from: 32 hex digits, unguessable; empty (with
-// `error` set to an errno) when none can be had. The daemon passes
-// random_token(); tests may pass a predictable one.
+// `error` set to an errno) when none can be had. The daemon passes the
+// kernel's random pool (loop.cpp); tests may pass a predictable one.
 using TokenSource = std::string (*)(int& error);
-// Tokens from the kernel's random pool (getrandom, never blocking).
-std::string random_token(int& error);
 
 // Per-connection events, as the original glockd prints them under -verbose.
 class Events {

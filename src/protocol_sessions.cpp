@@ -1,10 +1,7 @@
 // Protocol, Part 2: waiting (w, sw) and what happens to a connection's
 // locks when it goes (orphaned, or kept for a grace period and resumed).
-#include <sys/random.h>
-
 #include <algorithm>
 #include <cassert>
-#include <cerrno>
 
 #include "protocol.hpp"
 #include "protocol_internal.hpp"
@@ -181,25 +178,6 @@ Outcome Protocol::take_over(Session& s, Session& old, std::string& out) {
   append_decimal(out, sh);
   out.push_back('\n');
   return Outcome{.taken_over = from};
-}
-
-std::string random_token(int& error) {
-  unsigned char raw[16];
-  std::size_t got = 0;
-  while (got < sizeof raw) {
-    // GRND_NONBLOCK: early in boot the pool may not be ready, and the loop
-    // must not sleep on it; the client gets a Bad Request instead.
-    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, GRND_NONBLOCK);
-    if (n > 0) got += static_cast<std::size_t>(n);
-    else if (n < 0 && errno != EINTR) return error = errno, std::string();
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : raw) {
-    token.push_back(kHex[b >> 4]);
-    token.push_back(kHex[b & 15]);
-  }
-  return token;
 }
 
 }  // namespace glockd
