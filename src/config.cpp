@@ -90,6 +90,30 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                  "past it grace answers '0 Bad Request: too many sessions'. 0: 10000, or "
                  "--max-connections if lower")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-output-per-connection", config.max_output_per_connection,
+                 "Unsent answers one connection may have; past it its further requests wait "
+                 "until the peer reads (accepts units: 4MiB, 512KiB)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 34));
+  app.add_option("--max-input-per-connection", config.max_input_per_connection,
+                 "Requests one connection may have queued (behind a wait, or not yet served); "
+                 "past it reading from it pauses, and behind a wait it is closed")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 34));
+  app.add_option("--max-locks-per-connection", config.max_locks_per_connection,
+                 "Locks (exclusive and shared) one connection may hold; past it g, w, sg and "
+                 "sw get their failure answer. 0: no bound")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-memory", config.max_memory,
+                 "Bytes that clients may make the daemon hold in total (locks, waiters, "
+                 "buffered requests and answers); past it lock requests fail and the biggest "
+                 "readers pause. 0: a quarter of the cgroup's memory.max, else of physical "
+                 "memory, at least 64MiB (accepts units: 512MiB, 2GiB)")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--ws-message-timeout", config.ws_message_timeout_seconds,
+                 "Seconds a websocket client has to finish a message it started; then it is "
+                 "closed with 1008")
+      ->check(CLI::Range(1, 3600));
   app.add_option("--state-dir", config.state_dir,
                  "Directory for the fencing-token high-water mark, so tokens grow across "
                  "restarts and crashes whatever the clock does; must be writable")
@@ -120,6 +144,12 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
             "glockd: --unix-mode: '" + mode + "' is not an octal file mode such as 0660\n"};
   }
   config.unix_mode = static_cast<mode_t>(m);
+  if (config.max_memory != 0 && config.max_memory < kMinMaxMemory) {
+    return {ParseOutcome::Action::ExitError,
+            "glockd: --max-memory: " + std::to_string(config.max_memory) +
+                " bytes is too small to serve anyone; give at least 1MiB (or 0 for the "
+                "default)\n"};
+  }
   return {};
 }
 

@@ -21,6 +21,11 @@ inline constexpr int kDefaultKeepaliveSeconds = 60;
 inline constexpr std::size_t kDefaultMaxWaiters = 100000;
 inline constexpr std::size_t kDefaultMaxWaitersPerLock = 10000;
 inline constexpr int kDefaultDrainTimeout = 10;
+inline constexpr std::size_t kDefaultMaxOutputPerConnection = 4 * 1024 * 1024;
+inline constexpr std::size_t kDefaultMaxInputPerConnection = 1024 * 1024;
+inline constexpr std::size_t kDefaultMaxLocksPerConnection = 10000;
+inline constexpr int kDefaultWsMessageTimeout = 10;
+inline constexpr std::size_t kMinMaxMemory = 1024 * 1024;
 
 struct Config {
   int port = kDefaultPort;              // 0: no TCP listener
@@ -44,6 +49,12 @@ struct Config {
   int drain_timeout_seconds = kDefaultDrainTimeout;  // closing: unread answers kept this long
   std::size_t max_sessions = 0;         // 0: 10,000, or --max-connections if lower
   std::string state_dir;                // empty: fencing tokens seeded from the clock only
+  // Bounds on what one client, and all of them, make the daemon hold.
+  std::size_t max_output_per_connection = kDefaultMaxOutputPerConnection;  // unsent answers
+  std::size_t max_input_per_connection = kDefaultMaxInputPerConnection;    // queued requests
+  std::size_t max_locks_per_connection = kDefaultMaxLocksPerConnection;    // 0: no bound
+  std::size_t max_memory = 0;           // 0: a quarter of what the daemon may use (at start)
+  int ws_message_timeout_seconds = kDefaultWsMessageTimeout;  // a started message must end
 };
 
 struct ParseOutcome {

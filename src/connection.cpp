@@ -33,8 +33,9 @@ void Connection::start(int socket, Transport t, LayerPtr<Framing> framing,
 }
 
 void Connection::block() {
-  assert(state_ == State::Reading);
-  state_ = State::Blocked;
+  assert(serves_requests());
+  if (state_ == State::Reading) state_ = State::Blocked;
+  else after_throttle_ = State::Blocked;
 }
 
 void Connection::end_wait() {

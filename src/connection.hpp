@@ -41,10 +41,13 @@ class Connection {
     // must lose its locks at once) and later requests queue behind the wait,
     // within a bound past which the connection is refused.
     Blocked,
-    // Its unsent answers passed their bound: no recv, and no request is
-    // handled until the peer has read half of them. A poll watches for the
-    // peer's FIN or RST meanwhile. Returns to Reading, or to Blocked when a
-    // wait is still on.
+    // Not reading from the socket: the peer sends faster than it is
+    // served. Entered when its unsent answers pass their bound, its queued
+    // requests pass theirs (not behind a wait), or the memory budget is
+    // full and it holds much. A poll watches for the peer's FIN or RST
+    // meanwhile. Queued requests are still served while its unsent answers
+    // are within bound (Loop::may_serve). Returns to Reading (or Blocked)
+    // once every cause is at half its bound (Loop::maybe_unthrottle).
     Throttled,
     // Closing with answers to deliver (the peer half-closed, or is told why
     // it is dropped): they go out, then our FIN, then the peer's input is
@@ -65,15 +68,21 @@ class Connection {
   bool open() const {
     return state_ == State::Reading || state_ == State::Blocked || state_ == State::Throttled;
   }
-  // Requests are handled only when Reading and nothing queued goes first.
-  bool handles_requests_now() const { return state_ == State::Reading && pending_input.empty(); }
+  // Not behind a wait and not closing: its requests may be served (the
+  // loop adds its bounds on output and memory, and the turn's budget).
+  bool serves_requests() const {
+    return state_ == State::Reading ||
+           (state_ == State::Throttled && after_throttle_ == State::Reading);
+  }
+  // ... and nothing queued goes first.
+  bool handles_requests_now() const { return serves_requests() && pending_input.empty(); }
   const char* state_name() const;
   bool has_socket() const { return state_ != State::Free && state_ != State::Detached; }
 
   // --- transitions ---------------------------------------------------------
   void start(int fd, Transport transport, LayerPtr<Framing> framing,
              LayerPtr<ByteStream> stream);  // Free -> Reading
-  void block();       // Reading -> Blocked
+  void block();       // Reading -> Blocked; Throttled stays, Blocked after
   void end_wait();    // Blocked -> Reading; Throttled: back to Reading later
   void throttle();    // Reading | Blocked -> Throttled
   void unthrottle();  // Throttled -> Reading | Blocked
@@ -155,6 +164,19 @@ class Connection {
   std::string sending;  // the bytes of the send in flight
   std::size_t sent = 0; // how much of `sending` the kernel took so far
   std::string pending_input;  // requests held back behind a wait or unsent answers
+
+  // --- fairness and memory (Loop) ------------------------------------------
+  std::size_t accounted = 0;   // buffered bytes last reported to the memory budget
+  std::uint32_t turn_seen = 0; // the loop turn turn_left belongs to
+  std::uint32_t turn_left = 0; // requests it may still have served this turn
+  bool in_backlog = false;     // queued to have its pending input served
+  bool memory_paused = false;  // throttled because the memory budget is full
+  bool inspection_retry = false;  // its first queued request waits for memory
+  std::uint64_t framing_unit = 0;  // Framing::unit() the framing deadline is for
+  std::size_t buffered() const {
+    return out.capacity() + sending.capacity() + pending_input.capacity() + reader.buffered() +
+           (framing_->transparent() ? 0 : framing_->buffered());
+  }
 
  private:
   State state_ = State::Free;

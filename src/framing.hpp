@@ -19,7 +19,7 @@ namespace glockd {
 class FramingSink {
  public:
   // Warnings a framing reports; the loop logs them rate limited, per kind.
-  enum class Warning : std::uint8_t { Http, Origin };
+  enum class Warning : std::uint8_t { Http, Origin, SlowMessage };
   virtual ~FramingSink() = default;
   // Request text, in order; a request ends at '\n'.
   virtual void requests(std::string_view text) = 0;
@@ -54,6 +54,11 @@ class Framing {
   virtual int deadline_seconds() const = 0;
   // That deadline passed.
   virtual void deadline_passed(std::string& out, FramingSink& sink) = 0;
+  // Which unit the deadline is for: a new one (another message) gets a new
+  // deadline. Only meaningful while deadline_seconds() > 0.
+  virtual std::uint64_t unit() const { return 0; }
+  // Bytes held for a unit not yet complete (a partial websocket message).
+  virtual std::size_t buffered() const { return 0; }
   // A transparent framing (lines) passes bytes and answers as they are: the
   // loop hands it no bytes (they are the requests), it is one object shared
   // by every connection, and it costs no call per request.
@@ -98,6 +103,7 @@ class WebSocketFraming final : public Framing {
     std::size_t max_header;
     std::size_t max_message;
     int head_timeout_seconds;
+    int message_timeout_seconds;  // a started message must end within this
     const std::vector<std::string>* origins;  // --ws-origin
   };
   explicit WebSocketFraming(const Limits& limits)
@@ -106,9 +112,13 @@ class WebSocketFraming final : public Framing {
   void feed(std::string_view bytes, std::string& out, FramingSink& sink) override;
   void end_for_policy(std::string& out, std::string_view why) override;
   int deadline_seconds() const override {
-    return phase_ == Phase::Http ? limits_.head_timeout_seconds : 0;
+    if (phase_ == Phase::Http) return limits_.head_timeout_seconds;
+    if (phase_ == Phase::WebSocket && decoder_.partial()) return limits_.message_timeout_seconds;
+    return 0;
   }
   void deadline_passed(std::string& out, FramingSink& sink) override;
+  std::uint64_t unit() const override { return decoder_.units(); }
+  std::size_t buffered() const override { return decoder_.buffered(); }
 
  private:
   enum class Phase : std::uint8_t {

@@ -98,6 +98,17 @@ void WebSocketFraming::end_for_policy(std::string& out, std::string_view why) {
 }
 
 void WebSocketFraming::deadline_passed(std::string& out, FramingSink& sink) {
+  if (phase_ == Phase::WebSocket && decoder_.partial()) {
+    // A message begun and not finished holds memory (up to --ws-max-message)
+    // for as long as the client likes: bounded in time too, as a head is.
+    sink.warn(FramingSink::Warning::SlowMessage,
+              ": did not finish a websocket message within " +
+                  std::to_string(limits_.message_timeout_seconds) +
+                  " s (--ws-message-timeout); closing with 1008");
+    ws::encode_close(out, ws::kClosePolicy, "message too slow");
+    phase_ = Phase::Done;
+    return sink.finish("websocket message timed out");
+  }
   if (phase_ != Phase::Http) return;
   sink.warn(FramingSink::Warning::Http,
             ": no complete HTTP request head within " +

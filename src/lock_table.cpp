@@ -289,6 +289,12 @@ ConnId LockTable::holder(std::string_view name) const {
   return e == kNil ? kNil : holds_[entries_[e].first_hold].conn;
 }
 
+bool LockTable::holds(ConnId conn, const Holdings& h, LockKind kind,
+                      std::string_view name) const {
+  const std::uint32_t e = find(kind, name, hash_of(kind, name));
+  return e != kNil && find_hold(conn, h, e) != kNil;
+}
+
 std::uint64_t LockTable::token(ConnId conn, std::string_view name) const {
   const std::uint32_t e = find(LockKind::Exclusive, name, hash_of(LockKind::Exclusive, name));
   if (e == kNil || holds_[entries_[e].first_hold].conn != conn) return 0;

@@ -80,6 +80,8 @@ class LockTable {
   bool is_locked(std::string_view name) const;
   // The holder of an exclusive lock, or kNil.
   ConnId holder(std::string_view name) const;
+  // Whether conn holds `name` of that kind.
+  bool holds(ConnId conn, const Holdings& h, LockKind kind, std::string_view name) const;
   // Fencing token of conn's hold on exclusive `name`, 0 when not held.
   std::uint64_t token(ConnId conn, std::string_view name) const;
 

@@ -52,7 +52,10 @@ Loop::Loop(const Config& config, std::vector<Listener> listeners, TokenMark* tok
       token_mark_(token_mark),
       // Fencing tokens stay above every token of an earlier run.
       table_(clock_token(), WaitLimits{config.max_waiters_per_lock, config.max_waiters}),
-      conns_(config.max_line) {
+      conns_(config.max_line),
+      budget_(config.max_memory, table_),
+      max_out_(config.max_output_per_connection),
+      max_in_(config.max_input_per_connection) {
   protocol_ = std::make_unique<Protocol>(table_, registry_, stats_,
                                          Features{config_.dump, config_.registry}, &random_token);
   if (config_.verbose) {
@@ -92,14 +95,20 @@ int Loop::run() {
                      conns_.in_use(), kShutdownGrace.count());
         break;
       }
-    } else if (!deadlines_.empty()) {
+    } else if (!backlog_.empty()) {
+      timeout = 0;  // requests wait their turn: look for completions, then serve them
+    } else {
+      maybe_trim();  // about to sleep: give back what a burst left behind
       // Sleep no longer than the earliest deadline.
-      timeout = std::max<std::int64_t>(0, std::get<0>(*deadlines_.begin()) - now_ns());
+      if (!deadlines_.empty())
+        timeout = std::max<std::int64_t>(0, std::get<0>(*deadlines_.begin()) - now_ns());
     }
     if (const int rc = ring_.wait(timeout); rc < 0 && !stopping_) {
       spdlog::error("io_uring_enter: {}", std::strerror(-rc));
       return 1;
     }
+    ++turn_;
+    begin_phase();
     ring_.for_each_completion([this](const io_uring_cqe& cqe) { handle_cqe(cqe); });
     end_of_turn();
   }
@@ -175,6 +184,7 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   if (c.open() && !bytes.empty()) on_input(c, bytes);
   ring_.give_back(cqe);
   if (c.state() == State::Draining) return on_draining_recv(c, cqe.res);
+  if (c.open()) account(c);
   if (!c.open()) return;
   // The peer finished sending: answer what it sent, then close.
   if (cqe.res == 0) {
@@ -213,7 +223,11 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   if (!c.send_rest().empty()) return send_rest(c);  // short send: the rest goes next
   if (c.state() == State::Draining) return drain_step(c);
   if (!c.out.empty()) queue_flush(c);
+  else budget_.inspection_done(c.session.id);  // its answers are all read
+  release_buffers(c);
   maybe_unthrottle(c);
+  schedule(c);  // requests held back while its answers were over their bound
+  account(c);
 }
 
 void Loop::on_hangup(Connection& c, const io_uring_cqe& cqe) {
@@ -279,6 +293,7 @@ void Loop::on_deadline(Connection& c, Deadline d) {
 
 void Loop::end_of_turn() {
   expire_deadlines();
+  release_memory_holds();
   resume_pipelines();
   ring_.end_turn();
   // One send per connection per turn, carrying every answer of the batch.

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "budget.hpp"
 #include "config.hpp"
 #include "connection.hpp"
 #include "listeners.hpp"
@@ -84,6 +85,7 @@ class Loop final {
   // loop_requests.cpp: bytes to requests to outcomes.
   void on_input(Connection& c, std::string_view wire);
   void framing_deadline(Connection& c);
+  void framing_deadline_update(Connection& c);
   void take_requests(Connection& c, std::string_view text);
   void consume_lines(Connection& c, std::string_view text);
   bool handle_request(Connection& c, std::string_view line);
@@ -104,6 +106,21 @@ class Loop final {
   std::size_t pending_limit(const Connection& c) const;
   void resume_pipelines();
   void log_refusal(const Connection& c, const Outcome& outcome);
+
+  // loop_fair.cpp: fair turns and the memory budget.
+  // May c's queued requests be served now (state, output, memory)?
+  bool may_serve(const Connection& c) const;
+  // Queue c to have its pending requests served (this turn, or the next).
+  void schedule(Connection& c);
+  // Starts a turn's phase of work: its time slice and per-connection budgets.
+  void begin_phase();
+  bool turn_overdue();
+  // Reports c's buffers to the memory budget; pauses c if it is full.
+  void account(Connection& c);
+  bool hold_line(Connection& c, std::string_view line);
+  void release_memory_holds();
+  void release_buffers(Connection& c);
+  void maybe_trim();
 
   // loop_http.cpp: the HTTP endpoints of the websocket port.
   std::string http_response(const http::Request& request);
@@ -149,7 +166,20 @@ class Loop final {
   std::uint64_t unix_counter_ = 0;
   std::vector<ConnId> flush_queue_;
   std::vector<ConnId> rearm_queue_;
-  std::vector<ConnId> resume_queue_;  // wait ended, with requests queued
+  // Connections with queued requests they may be served, in arrival order
+  // (fair turns: each gets a budget per turn; the rest waits its turn).
+  std::vector<ConnId> backlog_;
+  std::vector<ConnId> memory_held_;  // paused or retrying until memory frees
+  std::uint32_t turn_ = 1;
+  std::uint32_t turn_requests_ = 0;
+  std::int64_t phase_deadline_ns_ = 0;
+  bool turn_over_ = false;           // this phase's time slice is spent
+  std::uint32_t accepts_counted_turn_ = 0;  // `q` counts pending accepts once a turn
+  MemoryBudget budget_;
+  std::size_t max_out_;              // --max-output-per-connection
+  std::size_t max_in_;               // --max-input-per-connection
+  std::int64_t last_trim_ns_ = 0;
+  std::size_t trim_peak_ = 0;        // most memory used since the last trim
   std::set<std::tuple<std::int64_t, ConnId, Deadline>> deadlines_;
 
   std::uint64_t bytes_in_ = 0;
@@ -159,6 +189,12 @@ class Loop final {
   std::int64_t started_ns_ = 0;
   std::uint64_t drain_timeouts_ = 0;
   std::uint64_t queue_overflows_ = 0;  // connections closed by refuse_queued_input()
+  std::uint64_t deferred_ = 0;         // times a connection's requests waited a turn
+  std::uint64_t memory_pauses_ = 0;    // connections paused at the memory budget
+  std::uint64_t input_pauses_ = 0;     // connections paused over --max-input-per-connection
+  std::uint64_t output_pauses_ = 0;    // ... over --max-output-per-connection
+  std::uint64_t ws_message_timeouts_ = 0;
+  std::uint64_t trims_ = 0;            // malloc_trim calls
 
   bool stopping_ = false;
   std::int64_t shutdown_deadline_ns_ = 0;
@@ -172,6 +208,7 @@ class Loop final {
   RateLimit refusal_limit_;
   RateLimit queue_limit_;
   RateLimit drain_limit_;
+  RateLimit memory_limit_;
   RateLimit sighup_limit_{std::chrono::seconds(1)};
 };
 

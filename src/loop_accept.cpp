@@ -107,7 +107,7 @@ void Loop::adopt(int fd, Transport transport) {
   if (transport == Transport::Ws)
     framing.reset(new WebSocketFraming(WebSocketFraming::Limits{
         config_.http_max_header, config_.ws_max_message, config_.ws_handshake_timeout_seconds,
-        &config_.ws_origins}));
+        config_.ws_message_timeout_seconds, &config_.ws_origins}));
   c.start(fd, transport, std::move(framing), LayerPtr<ByteStream>(&PlainStream::instance()));
   if (transport == Transport::Unix) {
     c.session.addr = "unix:" + std::to_string(++unix_counter_);
@@ -123,8 +123,7 @@ void Loop::adopt(int fd, Transport transport) {
   ++accepted_;
   ++open_by_transport_[static_cast<int>(transport)];
   // An HTTP request head first; it must be complete within the timeout.
-  if (const int s = c.framing().deadline_seconds(); s > 0)
-    arm_deadline(c, Deadline::Framing, after_ms(std::int64_t{s} * 1000));
+  if (!c.framing().transparent()) framing_deadline_update(c);
   if (config_.verbose) spdlog::debug("{} connected", c.session.addr);
   arm_recv(c);
 }

@@ -169,6 +169,8 @@ void Loop::forget_kept(Connection& c) {
 }
 
 void Loop::free_slot(Connection& c) {
+  budget_.rebuffer(c.accounted, 0);
+  budget_.inspection_done(c.session.id);
   protocol_->forget(c.session);
   conns_.free(c);
 }

@@ -57,6 +57,16 @@ std::string Loop::metrics_text() {
   in.queue_overflows = queue_overflows_;
   in.drain_timeouts = drain_timeouts_;
   in.lock_table_bytes = table_.memory_bytes();
+  in.memory_budget = budget_.limit();
+  in.memory_used = budget_.used();
+  in.memory_buffered = budget_.buffered();
+  in.memory_waiting = memory_held_.size();
+  in.memory_pauses = memory_pauses_;
+  in.input_pauses = input_pauses_;
+  in.output_pauses = output_pauses_;
+  in.turn_deferrals = deferred_;
+  in.ws_message_timeouts = ws_message_timeouts_;
+  in.malloc_trims = trims_;
   in.bytes_received = bytes_in_;
   in.bytes_sent = bytes_out_;
   in.uptime_seconds = static_cast<double>(now_ns() - started_ns_) / 1e9;

@@ -9,12 +9,24 @@
 
 namespace glockd::loop_detail {
 
-// Answers waiting beyond this throttle the connection until the peer
-// catches up (reading resumes at half).
-constexpr std::size_t kMaxUnsentOutput = 4 * 1024 * 1024;
-// Requests queued behind a blocked `w` beyond this close the connection
-// (reading never stops behind a wait: see Loop::refuse_queued_input).
-constexpr std::size_t kMaxPendingInput = 1024 * 1024;
+// Fair turns: a connection has at most this many requests served per turn
+// of the loop (the rest wait for the next turn, in order) ...
+constexpr std::uint32_t kTurnRequests = 64;
+// ... and a phase of a turn (the completions; the backlog) stops serving
+// after this long, so signals, timers and new clients are seen within a
+// few milliseconds whatever the load. The clock is read every
+// kClockEvery requests.
+constexpr std::chrono::microseconds kTurnSlice{2000};
+constexpr std::uint32_t kClockEvery = 64;
+// At the memory budget, connections buffering more than this stop being
+// read (and served, when that much is unsent answers) until memory frees.
+constexpr std::size_t kPauseFloor = 64 * 1024;
+// Idle buffers larger than this go back to the allocator.
+constexpr std::size_t kKeepBuffer = 64 * 1024;
+// malloc_trim when the loop is idle, at most this often, once this much
+// has been freed since the peak.
+constexpr std::chrono::milliseconds kTrimInterval{1000};
+constexpr std::size_t kTrimAfter = 8 * 1024 * 1024;
 // How long a shutdown waits for cancelled operations to complete.
 constexpr std::chrono::milliseconds kShutdownGrace{1000};
 constexpr std::size_t kFdReserve = 32;  // descriptors kept for ourselves

@@ -30,6 +30,7 @@ class Loop::Sink final : public FramingSink {
     if (loop_.config_.verbose) spdlog::debug("{} upgraded to websocket", c_.session.addr);
   }
   void warn(Warning kind, std::string message) override {
+    if (kind == Warning::SlowMessage) ++loop_.ws_message_timeouts_;
     loop_.warn_limited(kind == Warning::Origin ? loop_.origin_limit_ : loop_.http_limit_,
                        c_.session.addr + message);
   }
@@ -42,9 +43,10 @@ class Loop::Sink final : public FramingSink {
 [[gnu::always_inline]] inline void Loop::take_requests(Connection& c, std::string_view text) {
   if (!c.open()) return;
   // Requests wait behind a blocked request, behind unsent answers over their
-  // bound, and behind the requests queued meanwhile until resume_pipelines()
-  // has run them: newer requests never overtake older ones.
-  if (c.handles_requests_now()) consume_lines(c, text);
+  // bound, behind the turn's budget, and behind the requests queued
+  // meanwhile until resume_pipelines() has run them: newer requests never
+  // overtake older ones.
+  if (c.handles_requests_now() && may_serve(c)) consume_lines(c, text);
   else c.pending_input.append(text);
 }
 
@@ -54,7 +56,17 @@ class Loop::Sink final : public FramingSink {
   if (c.waiting() && c.pending_input.size() > pending_limit(c))
     return refuse_queued_input(c);
   if (!c.out.empty()) queue_flush(c);
-  if (c.state() != State::Throttled && c.unsent() > kMaxUnsentOutput) throttle(c);
+  if (c.state() != State::Throttled) {
+    if (c.unsent() > max_out_) {
+      ++output_pauses_;
+      throttle(c);
+    } else if (!c.waiting() && c.pending_input.size() > max_in_) {
+      ++input_pauses_;
+      throttle(c);
+    }
+  }
+  schedule(c);
+  account(c);
 }
 
 void Loop::on_input(Connection& c, std::string_view wire) {
@@ -66,16 +78,28 @@ void Loop::on_input(Connection& c, std::string_view wire) {
     c.framing().feed(bytes, c.out, sink);
   }
   if (!c.open()) return;
-  // The framing's deadline (an HTTP head) holds while its unit is unfinished.
-  if (c.deadlines[static_cast<std::size_t>(Deadline::Framing)] != 0 &&
-      c.framing().deadline_seconds() == 0)
-    disarm_deadline(c, Deadline::Framing);
+  if (!c.framing().transparent()) framing_deadline_update(c);
   after_input(c);
 }
 
 void Loop::framing_deadline(Connection& c) {
   Sink sink(*this, c);
   c.framing().deadline_passed(c.out, sink);
+}
+
+void Loop::framing_deadline_update(Connection& c) {
+  // The framing's deadline (an HTTP head, a websocket message) holds while
+  // its unit is unfinished; the next unit gets a deadline of its own.
+  const int seconds = c.framing().deadline_seconds();
+  const bool armed = c.deadlines[static_cast<std::size_t>(Deadline::Framing)] != 0;
+  if (seconds == 0) {
+    if (armed) disarm_deadline(c, Deadline::Framing);
+    return;
+  }
+  if (armed && c.framing_unit == c.framing().unit()) return;
+  disarm_deadline(c, Deadline::Framing);
+  c.framing_unit = c.framing().unit();
+  arm_deadline(c, Deadline::Framing, after_ms(std::int64_t{seconds} * 1000));
 }
 
 // Inlined into consume_lines' loop: this runs once per request.
@@ -90,18 +114,35 @@ void Loop::framing_deadline(Connection& c) {
                               : handler_->handle_line(c.session, line, out);
   if (outcome.count_connections) {
     // Connections the kernel has queued but whose accept we have not seen
-    // yet are counted too.
-    take_pending_accepts();
+    // yet are counted too: once a turn, not a system call per `q`.
+    if (accepts_counted_turn_ != turn_) {
+      accepts_counted_turn_ = turn_;
+      take_pending_accepts();
+    }
     protocol_->answer_stats(open_, out);
   }
   c.framing().end_answer(c.out);
   apply(c, outcome);
+  if (outcome.retry) [[unlikely]] return hold_line(c, line);
+  // The turn's budget: this connection's, and the phase's time (the clock
+  // read every kClockEvery requests). The rest is served on a later turn.
+  if (--c.turn_left == 0 || ((++turn_requests_ % kClockEvery) == 0 && turn_overdue()))
+    return false;
   // Checked per request, not per read: a few bytes of `d` or `q` can ask
   // for megabytes of answer. The rest waits until the peer reads.
-  return c.state() == State::Reading && c.unsent() <= kMaxUnsentOutput;
+  return c.serves_requests() && c.unsent() <= max_out_;
 }
 
 void Loop::consume_lines(Connection& c, std::string_view text) {
+  if (c.turn_seen != turn_) {
+    c.turn_seen = turn_;
+    c.turn_left = kTurnRequests;
+  }
+  if (c.turn_left == 0 || turn_over_) {  // its budget is spent: a later turn
+    ++deferred_;
+    c.pending_input.append(text);
+    return;
+  }
   const std::size_t used = c.reader.feed(
       text, [&](std::string_view line) { return handle_request(c, line); },
       [&] {
@@ -121,7 +162,7 @@ void Loop::act(Connection& c, const Outcome& outcome) {
 
 void Loop::settle() {
   // Waiters given their lock by a release: answer them and let their
-  // pipelines go on (later, from resume_queue_, not from inside this call).
+  // pipelines go on (later, from the backlog, not from inside this call).
   std::vector<Grant>& grants = table_.grants();
   for (std::size_t i = 0; i < grants.size(); ++i) {
     Connection& w = conns_.at(grants[i].conn);
@@ -134,36 +175,38 @@ void Loop::settle() {
 void Loop::block(Connection& c, std::uint32_t wait_ms) {
   c.block();
   arm_deadline(c, Deadline::Wait, after_ms(wait_ms));
+  // Paused over its queue, it reads again: a wait must see its peer leave.
+  maybe_unthrottle(c);
 }
 
 void Loop::wait_ended(Connection& c) {
   disarm_deadline(c, Deadline::Wait);
   c.end_wait();
   queue_flush(c);
-  if (c.state() == State::Reading && !c.pending_input.empty())
-    resume_queue_.push_back(c.session.id);
-  else
-    maybe_unthrottle(c);
+  maybe_unthrottle(c);
+  schedule(c);
 }
 
 void Loop::throttle(Connection& c) {
-  // The peer reads slower than it asks: stop reading until it catches up.
-  // A throttled peer that hangs up must still lose its locks at once, so a
-  // poll watches for its FIN or RST while the recv is off. (A peer that
-  // exits without reading leaves unread answers, so its kernel sends RST.)
+  // The peer sends faster than it is served, or reads slower than it asks:
+  // stop reading until it catches up. A throttled peer that hangs up must
+  // still lose its locks at once, so a poll watches for its FIN or RST
+  // while the recv is off. (A peer that exits without reading leaves
+  // unread answers, so its kernel sends RST.)
   c.throttle();
   if (c.in_flight().recv != 0) cancel(c, Op::Recv);
   if (c.in_flight().hangup == 0) arm_hangup(c);
 }
 
 void Loop::maybe_unthrottle(Connection& c) {
-  if (c.state() != State::Throttled || c.unsent() > kMaxUnsentOutput / 2) return;
+  // Every cause at half its bound. Behind a wait the queue does not hold
+  // reading off: reading must go on there (see refuse_queued_input).
+  if (c.state() != State::Throttled || c.memory_paused || c.unsent() > max_out_ / 2 ||
+      (!c.waiting() && c.pending_input.size() > max_in_ / 2))
+    return;
   c.unthrottle();
   if (c.in_flight().hangup != 0) cancel(c, Op::Hangup);
   if (c.in_flight().recv == 0) rearm_queue_.push_back(c.session.id);
-  // Requests held back while the answers were over their bound go first.
-  if (c.state() == State::Reading && !c.pending_input.empty())
-    resume_queue_.push_back(c.session.id);
 }
 
 void Loop::refuse_queued_input(Connection& c) {
@@ -187,14 +230,20 @@ void Loop::refuse_queued_input(Connection& c) {
 std::size_t Loop::pending_limit(const Connection& c) const {
   // A websocket message is one unit: one whole message of the largest size
   // allowed may always queue behind a wait.
-  return c.transport == Transport::Ws ? std::max(kMaxPendingInput, config_.ws_max_message + 1)
-                                      : kMaxPendingInput;
+  return c.transport == Transport::Ws ? std::max(max_in_, config_.ws_max_message + 1) : max_in_;
 }
 
 void Loop::resume_pipelines() {
-  for (std::size_t i = 0; i < resume_queue_.size(); ++i) {  // grows while we go
-    Connection& c = conns_.at(resume_queue_[i]);
-    if (c.state() != State::Reading || c.pending_input.empty()) continue;
+  // The backlog in arrival order, each connection within its budget; only
+  // the entries there now (one served in part goes to the back, for later).
+  begin_phase();
+  const std::size_t n = backlog_.size();
+  std::size_t i = 0;
+  for (; i < n && !turn_over_; ++i) {
+    Connection& c = conns_.at(backlog_[i]);
+    if (!c.in_backlog) continue;  // closed (the slot may be in use again)
+    c.in_backlog = false;
+    if (!c.open() || c.pending_input.empty() || !may_serve(c)) continue;
     std::string input = std::move(c.pending_input);
     c.pending_input.clear();
     consume_lines(c, input);  // pending input is always request lines
@@ -202,7 +251,8 @@ void Loop::resume_pipelines() {
     after_input(c);
     maybe_unthrottle(c);
   }
-  resume_queue_.clear();
+  backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(i));
+  if (i < n) deferred_ += n - i;
 }
 
 void Loop::log_refusal(const Connection& c, const Outcome& outcome) {
@@ -213,6 +263,15 @@ void Loop::log_refusal(const Connection& c, const Outcome& outcome) {
       return warn_limited(refusal_limit_, c.session.addr + ": refused grace: --max-sessions (" +
                                               std::to_string(max_sessions_) +
                                               ") sessions are kept or reserved");
+    case Refusal::MemoryFull:
+      return warn_limited(memory_limit_, c.session.addr + ": refused a request: memory budget "
+                                             "reached (--max-memory " +
+                                             std::to_string(budget_.limit()) + " bytes, " +
+                                             std::to_string(budget_.used()) + " in use)");
+    case Refusal::LockLimit:
+      return warn_limited(refusal_limit_,
+                          c.session.addr + ": refused a lock: it holds --max-locks-per-connection (" +
+                              std::to_string(config_.max_locks_per_connection) + ") locks");
     case Refusal::NoToken:
       return warn_limited(refusal_limit_, c.session.addr + ": refused session: getrandom: " +
                                               std::strerror(outcome.error));

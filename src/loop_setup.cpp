@@ -11,6 +11,7 @@
 
 #include "loop.hpp"
 #include "loop_internal.hpp"
+#include "memory_limit.hpp"
 
 namespace glockd {
 
@@ -65,6 +66,16 @@ std::string Loop::init() {
                                                           : config_.max_connections);
   protocol_->set_max_sessions(max_sessions_);
   spdlog::info("sessions kept by grace: at most {} (--max-sessions)", max_sessions_);
+
+  if (config_.max_memory != 0) {
+    budget_.set_limit(config_.max_memory);
+    spdlog::info("memory budget: {} bytes (--max-memory)", config_.max_memory);
+  } else {
+    const MemoryLimit m = default_max_memory();
+    budget_.set_limit(m.bytes);
+    spdlog::info("memory budget: {} bytes, {} (--max-memory sets it)", m.bytes, m.source);
+  }
+  protocol_->set_limits(config_.max_locks_per_connection, &budget_);
 
   if (token_mark_ != nullptr) {
     table_.seed_tokens(token_mark_->first(), token_mark_->mark(), token_mark_);

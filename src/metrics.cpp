@@ -55,11 +55,11 @@ std::string render_metrics(const MetricsInput& in) {
   metric(out, "glockd_session_token_failures_total", "counter", in.stats->tokens_failed,
          "session requests refused because the kernel gave no random bytes.");
   metric(out, "glockd_paused_connections", "gauge", in.paused_connections,
-         "Connections whose reading is paused (over 4 MiB of answers unsent); each is still "
-         "watched for hangup.");
+         "Connections whose reading is paused (answers or requests over their bound, or the "
+         "memory budget reached); each is still watched for hangup.");
   metric(out, "glockd_unsent_bytes", "gauge", in.unsent_bytes,
-         "Answers made but not yet taken by the kernel, all connections (at most 4 MiB and one "
-         "answer each).");
+         "Answers made but not yet taken by the kernel, all connections (at most "
+         "--max-output-per-connection and one answer each).");
   metric(out, "glockd_queued_bytes", "gauge", in.queued_bytes,
          "Requests read but not yet handled (behind a wait or unread answers), all connections.");
   metric(out, "glockd_queue_overflows_total", "counter", in.queue_overflows,
@@ -74,6 +74,32 @@ std::string render_metrics(const MetricsInput& in) {
            "Fencing tokens reserved up to here in --state-dir; a restart starts above it.");
   metric(out, "glockd_lock_table_bytes", "gauge", in.lock_table_bytes,
          "Memory held by the lock table: entries, holds, waiters, index, names.");
+  metric(out, "glockd_memory_budget_bytes", "gauge", in.memory_budget,
+         "What clients may make the daemon hold in total (--max-memory).");
+  metric(out, "glockd_memory_used_bytes", "gauge", in.memory_used,
+         "What clients make the daemon hold now: the lock table and every connection's "
+         "buffers.");
+  metric(out, "glockd_memory_buffered_bytes", "gauge", in.memory_buffered,
+         "Connections' buffers: queued requests, unsent answers, partial lines and websocket "
+         "messages (allocated sizes).");
+  metric(out, "glockd_memory_refusals_total", "counter", in.stats->memory_refusals,
+         "Requests refused at the memory budget (g, w, sg, sw, iam, grace, session).");
+  metric(out, "glockd_lock_limit_refusals_total", "counter", in.stats->lock_limit_refusals,
+         "Lock requests refused past --max-locks-per-connection.");
+  metric(out, "glockd_memory_waiting_connections", "gauge", in.memory_waiting,
+         "Connections paused, or with an inspection waiting, until memory frees.");
+  metric(out, "glockd_memory_pauses_total", "counter", in.memory_pauses,
+         "Times reading from a connection paused because the memory budget was reached.");
+  metric(out, "glockd_input_pauses_total", "counter", in.input_pauses,
+         "Times reading from a connection paused over --max-input-per-connection.");
+  metric(out, "glockd_output_pauses_total", "counter", in.output_pauses,
+         "Times a connection paused over --max-output-per-connection of unread answers.");
+  metric(out, "glockd_turn_deferrals_total", "counter", in.turn_deferrals,
+         "Times a connection's requests waited for a later turn of the loop (fair turns).");
+  metric(out, "glockd_ws_message_timeouts_total", "counter", in.ws_message_timeouts,
+         "Websocket connections closed for not finishing a message (--ws-message-timeout).");
+  metric(out, "glockd_malloc_trims_total", "counter", in.malloc_trims,
+         "Times freed memory was given back to the kernel after a burst.");
   metric(out, "glockd_received_bytes_total", "counter", in.bytes_received,
          "Bytes received from clients.");
   metric(out, "glockd_sent_bytes_total", "counter", in.bytes_sent, "Bytes sent to clients.");

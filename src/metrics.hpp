@@ -29,6 +29,17 @@ struct MetricsInput {
   std::uint64_t drain_timeouts = 0;           // closed: too much queued behind a wait
   std::uint64_t token_mark = 0;                // --state-dir high-water mark; 0: none
   std::size_t lock_table_bytes = 0;
+  // Isolation: the memory budget and fair turns.
+  std::size_t memory_budget = 0;               // --max-memory
+  std::size_t memory_used = 0;                 // lock table + buffered
+  std::size_t memory_buffered = 0;             // connections' buffers
+  std::size_t memory_waiting = 0;              // connections paused or waiting for memory
+  std::uint64_t memory_pauses = 0;
+  std::uint64_t input_pauses = 0;
+  std::uint64_t output_pauses = 0;
+  std::uint64_t turn_deferrals = 0;
+  std::uint64_t ws_message_timeouts = 0;
+  std::uint64_t malloc_trims = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
   double uptime_seconds = 0;

@@ -151,6 +151,28 @@ Outcome Protocol::handle_line(Session& s, std::string_view line, std::string& ou
     return wait(s, cmd, req.argument, out);
   }
   switch (cmd) {
+    case Command::g:
+    case Command::sg:
+      if (growth_refused(s) != Refusal::None) [[unlikely]] {
+        if (const Refusal r = refuse_lock(s, cmd, req.argument, out); r != Refusal::None) {
+          ++stats_.commands[static_cast<std::size_t>(cmd)];
+          return Outcome{.refused = r};
+        }
+      }
+      break;
+    case Command::d:
+    case Command::sd:
+    case Command::dump:
+    case Command::who:
+      // As large as the table: made past a full budget one at a time.
+      if (budget_ != nullptr && !budget_->admit_inspection(s.id)) return Outcome{.retry = true};
+      break;
+    case Command::iam:
+      if (features_.registry && !req.argument.empty() && budget_ != nullptr && budget_->full()) {
+        ++stats_.commands[static_cast<std::size_t>(cmd)];
+        return refuse_memory(out);
+      }
+      break;
     case Command::grace:
       ++stats_.commands[static_cast<std::size_t>(cmd)];
       return grace(s, req.argument, out);
@@ -168,6 +190,25 @@ Outcome Protocol::handle_line(Session& s, std::string_view line, std::string& ou
   }
   answer_now(s, cmd, req.argument, out);
   return {};
+}
+
+Refusal Protocol::refuse_lock(Session& s, Command cmd, std::string_view name, std::string& out) {
+  const bool shared = cmd == Command::sg || cmd == Command::sw;
+  // Taking a lock again that is already held grows nothing.
+  if (table_.holds(s.id, s.holdings, shared ? LockKind::Shared : LockKind::Exclusive, name))
+    return Refusal::None;
+  const Refusal r = growth_refused(s);
+  if (r == Refusal::LockLimit) ++stats_.lock_limit_refusals;
+  else ++stats_.memory_refusals;
+  if (shared) answer(out, "0 Shared Lock Get Failure: ", name);
+  else answer(out, "0 Lock Get Failure: ", name);
+  return r;
+}
+
+Outcome Protocol::refuse_memory(std::string& out) {
+  ++stats_.memory_refusals;
+  out.append("0 Bad Request: memory limit\n");
+  return Outcome{.refused = Refusal::MemoryFull};
 }
 
 void Protocol::attach(Session& s) {

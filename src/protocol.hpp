@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "budget.hpp"
 #include "lock_table.hpp"
 #include "registry.hpp"
 
@@ -34,6 +35,8 @@ struct Stats {
   std::uint64_t shared_orphans = 0;
   std::uint64_t sessions_refused = 0;  // `grace` past --max-sessions
   std::uint64_t tokens_failed = 0;     // `session` with no randomness to be had
+  std::uint64_t memory_refusals = 0;   // requests refused at --max-memory
+  std::uint64_t lock_limit_refusals = 0;  // g/w/sg/sw past --max-locks-per-connection
 };
 
 struct Features {
@@ -69,7 +72,7 @@ class Events {
 
 // A request refused by a limit or a failure of the server, not by its
 // content: the loop logs these (rate limited) so an operator can tell.
-enum class Refusal : std::uint8_t { None, TooManySessions, NoToken };
+enum class Refusal : std::uint8_t { None, TooManySessions, NoToken, MemoryFull, LockLimit };
 
 // What a call into the protocol left for the loop to do, as values. Every
 // one goes through Loop::apply, which also answers the waiters the call's
@@ -88,10 +91,13 @@ struct [[nodiscard]] Outcome {
   bool count_connections = false;
   // disconnect(): the locks are kept for the session's grace period.
   bool kept = false;
+  // Not handled, no answer: an inspection while another is made past the
+  // memory budget. The loop hands the same line again later.
+  bool retry = false;
 
   // Anything for Loop::apply to do besides answering grants?
   bool needs_action() const {
-    return blocked || refused != Refusal::None || taken_over != kNil;
+    return blocked || retry || refused != Refusal::None || taken_over != kNil;
   }
 };
 
@@ -145,8 +151,27 @@ class Protocol final : public LineHandler {
   void set_max_sessions(std::size_t n) { max_sessions_ = n; }
   std::size_t sessions_reserved() const { return sessions_reserved_; }
 
+  // PROTOCOL's "Limits": locks one connection may hold (0: no bound), and
+  // the daemon's memory budget (null: none).
+  void set_limits(std::size_t max_locks_per_connection, MemoryBudget* budget) {
+    max_locks_ = max_locks_per_connection;
+    budget_ = budget;
+  }
+
  private:
   void answer_now(Session& s, Command cmd, std::string_view name, std::string& out);
+  // Refusal::LockLimit or MemoryFull when taking one more lock would pass
+  // a bound; None otherwise (the common case, kept cheap).
+  Refusal growth_refused(const Session& s) const {
+    if (max_locks_ != 0 && s.holdings.total() >= max_locks_) return Refusal::LockLimit;
+    if (budget_ != nullptr && budget_->full()) return Refusal::MemoryFull;
+    return Refusal::None;
+  }
+  // The failure line of a lock request refused by a bound, unless the lock
+  // is already held (then it succeeds as usual); None when not refused.
+  Refusal refuse_lock(Session& s, Command cmd, std::string_view name, std::string& out);
+  // `0 Bad Request: memory limit` (iam, grace, session at the budget).
+  Outcome refuse_memory(std::string& out);
   Outcome resume(Session& s, std::string_view token, std::string& out);
   Outcome grace(Session& s, std::string_view ms, std::string& out);
   Outcome session(Session& s, std::string& out);
@@ -171,6 +196,8 @@ class Protocol final : public LineHandler {
   std::unordered_map<ConnId, std::string> conn_token_;
   std::size_t max_sessions_ = kDefaultMaxSessions;
   std::size_t sessions_reserved_ = 0;  // sessions with grace > 0, open or kept
+  std::size_t max_locks_ = 0;
+  MemoryBudget* budget_ = nullptr;
 };
 
 // Splits a trimmed request into command and normalised argument (runs of

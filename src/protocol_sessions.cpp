@@ -28,6 +28,10 @@ Outcome Protocol::wait(Session& s, Command cmd, std::string_view args, std::stri
                    : "0 Bad Request: sw needs LIMIT MS NAME with MS a number from 0 to 2147483647\n");
     return {};
   }
+  if (growth_refused(s) != Refusal::None) {
+    if (const Refusal r = refuse_lock(s, cmd, name, out); r != Refusal::None)
+      return Outcome{.refused = r};
+  }
   const auto got = table_.wait(s.id, s.holdings, name, static_cast<std::uint32_t>(limit), ms > 0);
   const bool shared = cmd == Command::sw;
   switch (got.status) {
@@ -81,6 +85,7 @@ Outcome Protocol::grace(Session& s, std::string_view ms_text, std::string& out) 
   if (ms == 0) {
     drop_reservation(s);
   } else if (s.grace_ms == 0) {
+    if (budget_ != nullptr && budget_->full()) return refuse_memory(out);
     if (sessions_reserved_ >= max_sessions_) {
       ++stats_.sessions_refused;
       out.append("0 Bad Request: too many sessions\n");
@@ -98,6 +103,7 @@ Outcome Protocol::grace(Session& s, std::string_view ms_text, std::string& out) 
 Outcome Protocol::session(Session& s, std::string& out) {
   auto it = conn_token_.find(s.id);
   if (it == conn_token_.end()) {
+    if (budget_ != nullptr && budget_->full()) return refuse_memory(out);
     int error = 0;
     std::string token = tokens_(error);
     if (token.empty()) {

@@ -280,6 +280,7 @@ bool Decoder::finish_frame(std::vector<Event>& out) {
       out.push_back({opcode_ == Opcode::Ping ? Event::Kind::Ping : Event::Kind::Pong, 0,
                      std::move(control_)});
       control_.clear();
+      if (!in_message_) ++units_;  // between fragments it is part of the message's time
       return true;
     case Opcode::Close: {
       std::uint16_t code = kCloseNoStatus;
@@ -308,6 +309,7 @@ bool Decoder::finish_frame(std::vector<Event>& out) {
                      std::move(message_)});
       message_.clear();
       in_message_ = false;
+      ++units_;
       return true;
   }
 }

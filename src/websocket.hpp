@@ -96,6 +96,14 @@ class Decoder {
   // decoder ignores further input and keeps returning the same result.
   Result feed(std::string_view bytes, std::vector<Event>& out);
 
+  // A frame or a fragmented message has begun and not ended.
+  bool partial() const { return stage_ == Stage::Payload || hdr_len_ > 0 || in_message_; }
+  // Messages and control frames (outside a message) completed so far: the
+  // one in progress is a new unit with its own deadline.
+  std::uint64_t units() const { return units_; }
+  // Bytes held for the message and control frame in progress.
+  std::size_t buffered() const { return message_.capacity() + control_.capacity(); }
+
  private:
   enum class Stage : std::uint8_t { Header, Payload };
 
@@ -123,6 +131,7 @@ class Decoder {
   std::size_t mask_pos_ = 0;      // payload bytes already unmasked, mod 4
 
   // Message being reassembled (data frames) and control payload.
+  std::uint64_t units_ = 0;
   bool in_message_ = false;
   bool message_is_text_ = false;
   std::string message_;

@@ -67,6 +67,25 @@ TEST_F(ConnectionTest, ThrottledReturnsToWhereItWas) {
   EXPECT_EQ(c.state(), State::Reading);
 }
 
+TEST_F(ConnectionTest, ThrottledServesQueuedRequestsUntilAWait) {
+  // Throttled means not reading; its queue is still served (the loop adds
+  // the bound on unsent answers), unless a wait is on.
+  Connection& c = opened();
+  c.throttle();
+  EXPECT_TRUE(c.serves_requests());
+  EXPECT_TRUE(c.handles_requests_now());
+  c.pending_input = "g x\n";
+  EXPECT_FALSE(c.handles_requests_now());
+  c.block();  // a queued w: still not reading, now waiting
+  EXPECT_EQ(c.state(), State::Throttled);
+  EXPECT_TRUE(c.waiting());
+  EXPECT_FALSE(c.serves_requests());
+  c.unthrottle();
+  EXPECT_EQ(c.state(), State::Blocked);
+  c.end_wait();
+  EXPECT_TRUE(c.serves_requests());
+}
+
 TEST_F(ConnectionTest, DrainThenCloseThenDetachOrFree) {
   for (State from : {State::Reading, State::Blocked, State::Throttled}) {
     Connection& c = opened();
@@ -138,7 +157,9 @@ TEST_F(ConnectionDeathTest, TransitionsFromTheWrongStateAbort) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(opened().end_wait(), "waiting");
   EXPECT_DEATH(opened().unthrottle(), "Throttled");
-  EXPECT_DEATH({ Connection& c = opened(); c.block(); c.block(); }, "Reading");
+  EXPECT_DEATH({ Connection& c = opened(); c.block(); c.block(); }, "serves_requests");
+  EXPECT_DEATH({ Connection& c = opened(); c.block(); c.throttle(); c.block(); },
+               "serves_requests");
   EXPECT_DEATH({ Connection& c = opened(); c.drain(); c.drain(); }, "open");
   EXPECT_DEATH({ Connection& c = opened(); c.drain(); c.throttle(); }, "Reading");
   EXPECT_DEATH({ Connection& c = opened(); c.close(); c.close(); }, "Draining");

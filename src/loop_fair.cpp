@@ -1,0 +1,118 @@
+// No client can hurt another: fair turns (a budget of requests per
+// connection per turn and a time slice per phase, the rest served in
+// arrival order on later turns), and the memory budget (what each
+// connection buffers is reported as it changes; at the budget the biggest
+// stop being read, inspections take turns, idle memory goes back).
+#include <malloc.h>
+#include <spdlog/spdlog.h>
+
+#include "loop.hpp"
+#include "loop_internal.hpp"
+
+namespace glockd {
+
+using namespace loop_detail;
+using State = Connection::State;
+
+bool Loop::may_serve(const Connection& c) const {
+  // A connection paused at the memory budget is still served while its
+  // answers are read (serving its queue frees memory), not past the floor.
+  return c.serves_requests() && !c.inspection_retry &&
+         c.unsent() <= (c.memory_paused ? kPauseFloor : max_out_);
+}
+
+void Loop::schedule(Connection& c) {
+  if (c.in_backlog || c.pending_input.empty() || !may_serve(c)) return;
+  c.in_backlog = true;
+  backlog_.push_back(c.session.id);
+}
+
+void Loop::begin_phase() {
+  turn_over_ = false;
+  turn_requests_ = 0;
+  phase_deadline_ns_ = now_ns() + std::chrono::nanoseconds(kTurnSlice).count();
+}
+
+bool Loop::turn_overdue() {
+  if (!turn_over_ && now_ns() >= phase_deadline_ns_) turn_over_ = true;
+  return turn_over_;
+}
+
+void Loop::account(Connection& c) {
+  const std::size_t now = c.has_socket() ? c.buffered() : 0;
+  budget_.rebuffer(c.accounted, now);
+  c.accounted = now;
+  if (c.state() != State::Reading || now <= kPauseFloor || !budget_.full()) return;
+  // At the budget: the connections holding the most stop being read.
+  ++memory_pauses_;
+  c.memory_paused = true;
+  memory_held_.push_back(c.session.id);
+  warn_limited(memory_limit_,
+               c.session.addr + ": memory budget reached (--max-memory " +
+                   std::to_string(budget_.limit()) + " bytes, " +
+                   std::to_string(budget_.used()) + " in use); paused reading from it (" +
+                   std::to_string(now) + " bytes buffered)");
+  throttle(c);
+}
+
+bool Loop::hold_line(Connection& c, std::string_view line) {
+  // An inspection while another is being made past the budget: it goes
+  // back to the front of the queue and is served when memory frees.
+  c.pending_input.append(line).push_back('\n');
+  c.inspection_retry = true;
+  memory_held_.push_back(c.session.id);
+  return false;
+}
+
+void Loop::release_memory_holds() {
+  if (memory_held_.empty()) return;
+  // Paused connections resume below 7/8 of the budget (hysteresis: not
+  // on and off at every byte); inspections when the budget allows one.
+  const bool room = budget_.used() < budget_.limit() - budget_.limit() / 8;
+  if (!room && budget_.inspector() != kNil) return;
+  std::size_t kept = 0;
+  for (ConnId id : memory_held_) {
+    Connection& c = conns_.at(id);
+    if (c.inspection_retry) {
+      c.inspection_retry = false;
+      schedule(c);
+    }
+    if (c.memory_paused) {
+      if (!room) {
+        memory_held_[kept++] = id;
+        continue;
+      }
+      c.memory_paused = false;
+      maybe_unthrottle(c);
+      schedule(c);
+    }
+  }
+  memory_held_.resize(kept);
+}
+
+void Loop::release_buffers(Connection& c) {
+  // A burst's buffers are not kept by an idle connection.
+  if (c.send_rest().empty() && c.sending.capacity() > kKeepBuffer) {
+    std::string().swap(c.sending);
+    c.sent = 0;
+  }
+  if (c.out.empty() && c.out.capacity() > kKeepBuffer) std::string().swap(c.out);
+  if (c.pending_input.empty() && c.pending_input.capacity() > kKeepBuffer)
+    std::string().swap(c.pending_input);
+}
+
+void Loop::maybe_trim() {
+  // Freed memory goes back to the kernel once the loop is idle, so RSS
+  // falls back after a burst (glibc keeps freed heap pages otherwise).
+  const std::size_t used = budget_.used();
+  trim_peak_ = std::max(trim_peak_, used);
+  if (trim_peak_ < used + kTrimAfter) return;
+  const std::int64_t now = now_ns();
+  if (now - last_trim_ns_ < std::chrono::nanoseconds(kTrimInterval).count()) return;
+  ::malloc_trim(0);
+  ++trims_;
+  last_trim_ns_ = now;
+  trim_peak_ = used;
+}
+
+}  // namespace glockd
