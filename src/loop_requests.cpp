@@ -201,6 +201,8 @@ void Loop::throttle(Connection& c) {
 void Loop::maybe_unthrottle(Connection& c) {
   // Every cause at half its bound. Behind a wait the queue does not hold
   // reading off: reading must go on there (see refuse_queued_input).
+  // Paused at the memory budget: until memory frees, or it holds little.
+  if (c.memory_paused && c.buffered() <= kPauseFloor / 2) c.memory_paused = false;
   if (c.state() != State::Throttled || c.memory_paused || c.unsent() > max_out_ / 2 ||
       (!c.waiting() && c.pending_input.size() > max_in_ / 2))
     return;
