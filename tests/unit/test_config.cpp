@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "memory_limit.hpp"
 
 using namespace glockd;
 
@@ -27,6 +28,38 @@ TEST(Config, Defaults) {
   EXPECT_FALSE(c.verbose);
   EXPECT_EQ(c.max_line, 8192u);
   EXPECT_EQ(c.unix_mode, 0666u);
+  EXPECT_EQ(c.max_output_per_connection, 4u << 20);
+  EXPECT_EQ(c.max_input_per_connection, 1u << 20);
+  EXPECT_EQ(c.max_locks_per_connection, 10000u);
+  EXPECT_EQ(c.max_memory, 0u);  // resolved at start (memory_limit.cpp)
+  EXPECT_EQ(c.ws_message_timeout_seconds, 10);
+}
+
+TEST(Config, SizesTakeUnits) {
+  Config c;
+  ASSERT_EQ(parse({"--max-memory", "512MiB", "-max-output-per-connection=64KiB",
+                   "--max-input-per-connection", "8192"}, c).action,
+            ParseOutcome::Action::Run);
+  EXPECT_EQ(c.max_memory, std::size_t{512} << 20);
+  EXPECT_EQ(c.max_output_per_connection, 64u << 10);
+  EXPECT_EQ(c.max_input_per_connection, 8192u);
+}
+
+TEST(Config, DefaultMemoryBudgetIsAQuarterOfTheTightestLimit) {
+  const std::size_t gib = std::size_t{1} << 30;
+  // No cgroup limit ("max" all the way up): physical memory.
+  const std::string none[] = {"max", "max"};
+  EXPECT_EQ(max_memory_from(none, 2, 16 * gib).bytes, 4 * gib);
+  // The tightest memory.max of the chain, below physical memory.
+  const std::string chain[] = {"max", std::to_string(2 * gib), std::to_string(8 * gib)};
+  const MemoryLimit m = max_memory_from(chain, 3, 16 * gib);
+  EXPECT_EQ(m.bytes, gib / 2);
+  EXPECT_NE(m.source.find("memory.max"), std::string::npos);
+  // Never under 64 MiB, and the log says it was raised.
+  const std::string tiny[] = {std::to_string(100 << 20)};
+  const MemoryLimit t = max_memory_from(tiny, 1, 16 * gib);
+  EXPECT_EQ(t.bytes, std::size_t{64} << 20);
+  EXPECT_NE(t.source.find("floor"), std::string::npos);
 }
 
 TEST(Config, GoStyleFlagForms) {
@@ -75,7 +108,13 @@ TEST(Config, RefusedValuesSayWhatIsWrong) {
                                          {{"--dump=maybe"}, "dump"},
                                          {{"--unix-mode", "999"}, "--unix-mode"},
                                          {{"--no-such-flag"}, "no-such-flag"},
-                                         {{"--keepalive", "-1"}, "--keepalive"}}) {
+                                         {{"--keepalive", "-1"}, "--keepalive"},
+                                         {{"--max-memory", "100"}, "--max-memory"},
+                                         {{"--max-memory", "lots"}, "--max-memory"},
+                                         {{"--max-output-per-connection", "1"},
+                                          "--max-output-per-connection"},
+                                         {{"--ws-message-timeout", "0"},
+                                          "--ws-message-timeout"}}) {
     Config c;
     const ParseOutcome out = parse(k.args, c);
     EXPECT_EQ(out.action, ParseOutcome::Action::ExitError) << k.args[0];
