@@ -258,3 +258,47 @@ TEST_F(ProtocolTest, NoGraceOrNoLocksMeansOrphanAtOnce) {
   ask(1, "grace 100");
   EXPECT_FALSE(proto->disconnect(s[1]).kept);  // nothing to keep
 }
+
+TEST_F(ProtocolTest, LocksPerConnectionBound) {
+  proto->set_limits(2, nullptr);
+  EXPECT_EQ(ask(0, "g a"), "1 Lock Get Success: a\n");
+  EXPECT_EQ(ask(0, "sg b"), "1 Shared Lock Get Success: b\n");
+  EXPECT_EQ(ask(0, "g c"), "0 Lock Get Failure: c\n");
+  EXPECT_EQ(last.refused, Refusal::LockLimit);
+  EXPECT_EQ(ask(0, "sg d"), "0 Shared Lock Get Failure: d\n");
+  EXPECT_EQ(ask(0, "w 0 c"), "0 Lock Get Failure: c\n");
+  EXPECT_EQ(ask(0, "sw 3 0 d"), "0 Shared Lock Get Failure: d\n");
+  EXPECT_EQ(stats.lock_limit_refusals, 4u);
+  // What it holds is granted again; nothing was taken by the refusals.
+  EXPECT_EQ(ask(0, "g a"), "1 Lock Get Success: a\n");
+  EXPECT_EQ(last.refused, Refusal::None);
+  EXPECT_EQ(ask(0, "sg b"), "1 Shared Lock Get Success: b\n");
+  EXPECT_EQ(ask(1, "i c"), "0 Lock Not Locked: c\n");
+  EXPECT_EQ(ask(1, "g c"), "1 Lock Get Success: c\n");  // per connection
+  EXPECT_EQ(stats.commands[static_cast<std::size_t>(Command::g)], 4u);
+}
+
+TEST_F(ProtocolTest, MemoryBudgetRefusesGrowthAndTakesInspectionsInTurn) {
+  MemoryBudget budget(table.memory_bytes() + 1, table);
+  proto->set_limits(0, &budget);
+  EXPECT_EQ(ask(0, "g a"), "1 Lock Get Success: a\n");  // under the budget
+  budget.set_limit(table.memory_bytes());               // now at it
+  EXPECT_EQ(ask(1, "g b"), "0 Lock Get Failure: b\n");
+  EXPECT_EQ(last.refused, Refusal::MemoryFull);
+  EXPECT_EQ(ask(1, "sg b"), "0 Shared Lock Get Failure: b\n");
+  EXPECT_EQ(ask(1, "w 10 b"), "0 Lock Get Failure: b\n");
+  EXPECT_FALSE(last.blocked);
+  EXPECT_EQ(ask(1, "iam bob"), "0 Bad Request: memory limit\n");
+  EXPECT_EQ(ask(1, "grace 100"), "0 Bad Request: memory limit\n");
+  EXPECT_EQ(ask(1, "session"), "0 Bad Request: memory limit\n");
+  EXPECT_EQ(ask(1, "grace 0"), "1 Grace Set: 0\n");  // shrinks nothing, grows nothing
+  EXPECT_EQ(ask(0, "g a"), "1 Lock Get Success: a\n");
+  EXPECT_EQ(stats.memory_refusals, 6u);
+  // One inspection at a time past the budget: the second is handed back.
+  EXPECT_EQ(ask(0, "d"), "a: 127.0.0.1:5001\n");
+  EXPECT_EQ(ask(1, "d"), "");
+  EXPECT_TRUE(last.retry);
+  budget.inspection_done(0);
+  EXPECT_EQ(ask(1, "d"), "a: 127.0.0.1:5001\n");
+  EXPECT_FALSE(last.retry);
+}
