@@ -2,7 +2,8 @@
 """Replays the attacks of issue 10 against a real glockd and prints, per
 attack, what it cost the daemon (bench/README.md "Attacks (issue 10)"):
 
-  peak     VmHWM minus the baseline VmRSS (MiB); `sampled` is the highest
+  peak     VmHWM minus the baseline VmRSS (MiB), read at the end (so it
+           covers the attack and the 5 s after it); `sampled` is the highest
            VmRSS seen every 20 ms
   after    VmRSS over the baseline 5 s (--settle) after the attackers closed
   probe    p50/p99/max of a separate well-behaved client's `i probe` round
@@ -154,8 +155,9 @@ def count_q_lines(port):
 
 def probe_main(sock, stop_at, interval, pipe):
     """In a child process: `i probe` round trips until stop_at; sends the
-    latencies (ms) back. A request still unanswered at stop_at counts with
-    the time it has waited so far, and `stalled` says so."""
+    latencies (ms) back. The request in flight at stop_at gets 1 s more;
+    still unanswered, it counts with the time it waited, and `stalled` says
+    so."""
     lat, stalled, error = [], False, None
     want = b"0 Lock Not Locked: probe\n"
     try:
@@ -164,7 +166,7 @@ def probe_main(sock, stop_at, interval, pipe):
             sock.sendall(b"i probe\n")
             buf = b""
             while len(buf) < len(want):
-                left = stop_at - time.monotonic()
+                left = stop_at + 1.0 - time.monotonic()
                 if left <= 0 or not select.select([sock], [], [], left)[0]:
                     stalled = True
                     break
@@ -229,10 +231,7 @@ def measure(name, build, opts, names, q_lines_box):
             hard = ctx.deadline + attack.extra_time
             attack.loop.run(hard, tick=attack.tick, until=lambda: sampler.over or (
                 time.monotonic() >= ctx.deadline and not attack.busy(time.monotonic())))
-            st = status_kib(d.proc.pid)
             row["alive_in_attack"] = d.proc.poll() is None
-            row["peak_mib"] = (st.get("VmHWM", 0) - base) / 1024
-            row["sampled_mib"] = (max(sampler.max_rss, st.get("VmRSS", 0)) - base) / 1024
             row["rss_capped"] = sampler.over
             row["params"], row["notes"] = attack.params, attack.notes()
             row["closed_by_daemon"] = attack.closed_by_daemon()
@@ -247,7 +246,12 @@ def measure(name, build, opts, names, q_lines_box):
             attack.close()
             attack = None
             time.sleep(opts.settle)
-            row["after_mib"] = (status_kib(d.proc.pid).get("VmRSS", 0) - base) / 1024
+            # The peak covers the aftermath too: a daemon still working
+            # through what the attackers left in its socket buffers grows on.
+            st = status_kib(d.proc.pid)
+            row["after_mib"] = (st.get("VmRSS", 0) - base) / 1024
+            row["peak_mib"] = (st.get("VmHWM", 0) - base) / 1024
+            row["sampled_mib"] = (sampler.max_rss - base) / 1024
             row["alive"] = d.alive()
         finally:
             if sampler:
@@ -294,7 +298,7 @@ def fmt(v, spec="%.1f", none="-"):
 
 def print_table(rows, opts):
     head = "%-26s %8s %8s %8s %25s %6s %10s  %s" % (
-        "attack", "peak", "sampled", "after5s", "probe p50/p99/max ms", "n", "SIGTERM ms",
+        "attack", "peak", "sampled", "after", "probe p50/p99/max ms", "n", "SIGTERM ms",
         "notes")
     print(head)
     for r in rows:
@@ -310,12 +314,13 @@ def print_table(rows, opts):
         if r["closed_by_daemon"]:
             notes.append("daemon closed %d attacker conns" % r["closed_by_daemon"])
         if not r["alive"]:
-            notes.append("DAEMON NOT SERVING AFTERWARDS")
+            notes.append("NO ANSWER to a new client within 5 s, %g s after the close"
+                         % opts.settle)
         print("%-26s %8.1f %8.1f %8.1f %25s %6d %10s  %s" % (
             r["attack"], r["peak_mib"], r["sampled_mib"], r["after_mib"], probe, r["probe_n"],
             term, "; ".join(notes)))
-    print("(MiB over the baseline VmRSS; probe max with + : still unanswered when the window "
-          "ended)")
+    print("(MiB over the baseline VmRSS; probe max with +: its last request was still "
+          "unanswered 1 s after the window ended)")
     for r in rows:
         if "params" in r:
             print("  %-24s %s" % (r["attack"], r["params"]))
@@ -381,7 +386,7 @@ def main():
     bad = [r["attack"] for r in rows if "error" in r or not r["alive"] or
            not r["alive_in_attack"] or r["sigterm_ms"] is None or r["probe_n"] == 0]
     if bad:
-        print("FAILED or daemon did not survive: %s" % ", ".join(bad))
+        print("errors, or the daemon died or did not answer afterwards: %s" % ", ".join(bad))
     return 1 if (opts.smoke and bad) else 0
 
 
