@@ -99,6 +99,15 @@ for want in "shutdown: .*(exit 0)" "ghosts: .*free after" "over tcp: 3 of 3" "ov
   grep -q -- "$want" "$DIR/lifetime.out" || fail "bench/lifetime.py printed no line like '$want'"
 done
 
+# The attack benchmark (bench/attack.py), every attack tiny (~2 s each): the
+# script still runs against this daemon and every daemon it starts survives
+# and exits on SIGTERM. It exits non-zero otherwise; it judges no figure.
+ATTACK="$(dirname "$0")/attack.py"
+if ! /usr/bin/python3 "$ATTACK" --smoke --glockd "$GLOCKD" >"$DIR/attack.out" 2>&1; then
+  fail "bench/attack.py --smoke exited non-zero"
+fi
+sed 's/^/attack: /' "$DIR/attack.out"
+
 # It never sends load anywhere but this machine.
 if "$LOADGEN" --host 192.0.2.1 --port "$PORT" --duration 0.1 >/dev/null 2>&1; then
   fail "glockd-loadgen accepted a non-loopback host"
