@@ -2,6 +2,7 @@
 // uint32_t member, and gives the slab's free tail back when it empties.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -43,10 +44,13 @@ class FreeList {
 
   // Trims `slab` when under a quarter of it is live and a quarter of it has
   // been freed since the last pass (which pays for the pass: O(1) amortised
-  // per free, however grow and shrink alternate). Cheap when not due.
+  // per free, however grow and shrink alternate), or when nothing is live
+  // (the pass empties the slab: paid for by the takes that filled it).
+  // Cheap when not due. A few live slots near the top keep the slab until
+  // they are freed and a quarter of it has been freed again.
   void maybe_trim(std::vector<T>& slab) {
     const std::size_t n = slab.size();
-    if (n > kMinTrimSlots && live_ * 4 < n && freed_ * 4 >= n) [[unlikely]]
+    if (n > kMinTrimSlots && live_ * 4 < n && (freed_ * 4 >= n || live_ == 0)) [[unlikely]]
       trim(slab);
   }
 
@@ -64,8 +68,12 @@ class FreeList {
     std::size_t keep = slab.size();
     while (keep > 0 && is_free[keep - 1]) --keep;
     if (keep <= slab.size() / 2) {
-      slab.resize(keep);
-      slab.shrink_to_fit();
+      // A power-of-two capacity, so that growing back doubles to the same
+      // sizes as the first time.
+      std::vector<T> kept;
+      kept.reserve(std::bit_ceil(keep));
+      kept.assign(slab.begin(), slab.begin() + static_cast<std::ptrdiff_t>(keep));
+      slab.swap(kept);
     }
     head_ = kEnd;  // every free slot still in the slab goes back on the list
     for (std::size_t i = slab.size(); i-- > 0;) {
