@@ -109,7 +109,8 @@ TEST(LockTableFlood, NamesCollidingUnderTheOldHashProbeLikeRandomOnes) {
   const std::uint32_t one = flood::old_hash(0, evil[0]);
   for (const std::string& name : evil) ASSERT_EQ(flood::old_hash(0, name), one);
   HashKey key;  // fixed, so the test is deterministic
-  for (unsigned i = 0; i < key.bytes.size(); ++i) key.bytes[i] = static_cast<unsigned char>(i * 7 + 1);
+  for (unsigned i = 0; i < key.bytes.size(); ++i)
+    key.bytes[i] = static_cast<unsigned char>(i * 7 + 1);
   const auto load = [&key](const std::vector<std::string>& names, LockTable& t) {
     Holdings h;
     for (const std::string& name : names) ASSERT_TRUE(t.acquire(1, h, name).ok);
@@ -118,7 +119,8 @@ TEST(LockTableFlood, NamesCollidingUnderTheOldHashProbeLikeRandomOnes) {
   LockTable flooded(1, {}, key);
   load(evil, flooded);
   std::vector<std::string> plain;
-  for (int i = 0; i < 40000; ++i) plain.push_back("random-" + std::to_string(i * 7919));
+  for (int i = 0; i < 40000; ++i)
+    plain.push_back(std::string("random-").append(std::to_string(i * 7919)));
   LockTable normal(1, {}, key);
   load(plain, normal);
   // Linear probing at load <= 1/2: a few tens at most; the old hash gave 40,000.

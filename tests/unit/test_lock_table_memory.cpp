@@ -16,7 +16,7 @@ namespace {
 
 constexpr int kFlood = 100000;
 
-std::string lock_name(int i) { return "lock-" + std::to_string(i); }
+std::string lock_name(int i) { return std::string("lock-").append(std::to_string(i)); }
 
 // What an empty table may keep after a flood: the arena's current chunk
 // and slabs of up to FreeList::kMinTrimSlots slots.
@@ -99,8 +99,8 @@ TEST(LockTableMemory, SurvivorsStayIntactWhileTheRestShrinks) {
   for (int i : high) ASSERT_TRUE(t.release(1, keep, lock_name(i)));
   Holdings churn;  // ordinary traffic after the attack
   for (int i = 0; i < kFlood / 2; ++i) {
-    ASSERT_TRUE(t.acquire(5, churn, "c" + std::to_string(i)).ok);
-    ASSERT_TRUE(t.release(5, churn, "c" + std::to_string(i)));
+    ASSERT_TRUE(t.acquire(5, churn, std::string("c").append(std::to_string(i))).ok);
+    ASSERT_TRUE(t.release(5, churn, std::string("c").append(std::to_string(i))));
   }
   EXPECT_LE(t.memory_bytes(), empty + 2 * kSlack);
 
