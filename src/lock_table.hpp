@@ -3,6 +3,7 @@
 // list (Holdings), so dropping a connection costs O(locks it holds).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -52,10 +53,17 @@ class TokenReserve {
   virtual std::uint64_t extend(std::uint64_t next) = 0;
 };
 
+// The secret key of the index's hash (SipHash-2-4). The daemon draws it
+// from the kernel at start; the all-zero default is for tests only.
+struct HashKey {
+  std::array<unsigned char, 16> bytes{};
+};
+
 class LockTable {
  public:
   // `first_token` seeds fencing tokens so they grow across restarts.
-  explicit LockTable(std::uint64_t first_token = 1, WaitLimits limits = {});
+  explicit LockTable(std::uint64_t first_token = 1, WaitLimits limits = {},
+                     const HashKey& key = {});
   LockTable(const LockTable&) = delete;
   LockTable& operator=(const LockTable&) = delete;
 
@@ -149,6 +157,11 @@ class LockTable {
   std::size_t shared_locks() const { return live_[1]; }
   // Bytes owned by the table: entries, holds, index and name arena.
   std::size_t memory_bytes() const;
+  // Index slots looked at by lookups and inserts since construction: grows
+  // by about one per operation unless the index is being flooded.
+  std::uint64_t probes() const { return probes_; }
+  // The longest distance of an entry from its home slot (scans the index).
+  std::size_t max_probe() const;
 
  private:
   struct Entry {
@@ -178,7 +191,7 @@ class LockTable {
     std::uint32_t entry_prev, entry_next;
   };
 
-  static std::uint32_t hash_of(LockKind kind, std::string_view name);
+  std::uint32_t hash_of(LockKind kind, std::string_view name) const;
   std::uint32_t find(LockKind kind, std::string_view name, std::uint32_t hash) const;
   std::uint32_t create(LockKind kind, std::string_view name, std::uint32_t hash);
   void destroy(std::uint32_t entry);
@@ -188,6 +201,8 @@ class LockTable {
   void index_insert(std::uint64_t slot_value);
   void index_erase(std::uint32_t entry);
   void grow_index();
+  void rehash(std::size_t slots);
+  void maybe_shrink_index();
   void unlink_waiter(std::uint32_t w);
   void grant_waiters(std::uint32_t entry);
 
@@ -199,6 +214,9 @@ class LockTable {
   // Slot value: (hash << 32) | (entry + 1); 0 marks an empty slot.
   std::vector<std::uint64_t> index_;
   std::size_t index_used_ = 0;
+  mutable std::uint64_t probes_ = 0;
+  // SipHash keys, one per kind, so "x" and shared "x" hash independently.
+  std::array<unsigned char, 16> keys_[2];
   std::vector<Waiter> waiters_;
   FreeList<Waiter, &Waiter::next> free_waiters_;
   std::size_t waiting_ = 0;

@@ -3,6 +3,7 @@
 #include "loop.hpp"
 
 #include <poll.h>
+#include <sodium/core.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 
@@ -42,6 +43,35 @@ std::string random_token(int& error) {
   return token;
 }
 
+// The lock table's hash key. Blocking getrandom (no GRND_NONBLOCK): this
+// runs once at start, before anything is served, and it can only wait early
+// in boot until the kernel's pool is ready; a key from a pool that is not
+// ready would be guessable, and a guessable key gives back hash flooding.
+// Any other failure (a seccomp filter, say) refuses the start: Loop::init()
+// reports `error`. The key is never logged.
+HashKey random_hash_key(std::string& error) {
+  // crypto_shorthash needs no sodium_init() (libsodium 1.0.18: it calls
+  // the pure siphash24 reference code, no state, no CPU dispatch); it is
+  // called once anyway, as libsodium asks before any use, so later users
+  // of the library find it ready.
+  if (::sodium_init() < 0) {
+    error = "cannot initialise libsodium";
+    return {};
+  }
+  HashKey key;
+  std::size_t got = 0;
+  while (got < key.bytes.size()) {
+    const ssize_t n = ::getrandom(key.bytes.data() + got, key.bytes.size() - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+    else if (n < 0 && errno != EINTR) {
+      error = std::string("cannot draw the lock table's hash key from getrandom: ") +
+              std::strerror(errno);
+      return {};
+    }
+  }
+  return key;
+}
+
 }  // namespace
 
 Loop::Loop(const Config& config, std::vector<Listener> listeners, TokenMark* token_mark,
@@ -51,7 +81,8 @@ Loop::Loop(const Config& config, std::vector<Listener> listeners, TokenMark* tok
       accept_armed_(listeners_.size(), false),
       token_mark_(token_mark),
       // Fencing tokens stay above every token of an earlier run.
-      table_(clock_token(), WaitLimits{config.max_waiters_per_lock, config.max_waiters}),
+      table_(clock_token(), WaitLimits{config.max_waiters_per_lock, config.max_waiters},
+             random_hash_key(start_error_)),
       conns_(config.max_line),
       budget_(config.max_memory, table_),
       max_out_(config.max_output_per_connection),

@@ -152,6 +152,7 @@ class Loop final {
   signalfd_siginfo siginfo_{};
 
   TokenMark* token_mark_;
+  std::string start_error_;  // set while constructing table_; init() reports it
   LockTable table_;
   Registry registry_;
   Stats stats_;

@@ -47,6 +47,7 @@ sigset_t take_over_signals() {
 }
 
 std::string Loop::init() {
+  if (!start_error_.empty()) return start_error_;
   // Each connection costs one descriptor: use all the kernel lets us have.
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

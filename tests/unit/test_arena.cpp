@@ -64,3 +64,30 @@ TEST(Arena, ManyNamesSpanChunksAndStayIntact) {
   for (auto v : views) arena.release(v);
   EXPECT_EQ(arena.bytes_in_use(), 0u);
 }
+
+TEST(Arena, EmptyChunksGoBack) {
+  NameArena arena;
+  std::vector<std::string_view> views;
+  for (int i = 0; i < 40000; ++i) views.push_back(arena.store("name-" + std::to_string(i)));
+  const std::size_t peak = arena.chunks();
+  EXPECT_GT(peak, 5u);
+  for (auto v : views) arena.release(v);
+  EXPECT_EQ(arena.chunks(), 1u);  // the one being carved stays
+  EXPECT_EQ(arena.bytes_reserved(), NameArena::kChunkBytes);
+}
+
+TEST(Arena, SurvivorsKeepTheirChunksAndBytes) {
+  NameArena arena;
+  std::vector<std::string_view> views;
+  for (int i = 0; i < 40000; ++i) views.push_back(arena.store("name-" + std::to_string(i)));
+  for (int i = 1; i < 39999; ++i) arena.release(views[i]);
+  EXPECT_LE(arena.chunks(), 2u);  // the first name's and the current one
+  EXPECT_EQ(views[0], "name-0");
+  EXPECT_EQ(views[39999], "name-39999");
+  // The freed slots of the chunks kept are reused, none of a freed chunk's.
+  std::vector<std::string_view> again;
+  for (int i = 0; i < 40000; ++i) again.push_back(arena.store("again-" + std::to_string(i)));
+  for (int i = 0; i < 40000; ++i) ASSERT_EQ(again[i], "again-" + std::to_string(i));
+  EXPECT_EQ(views[0], "name-0");
+  EXPECT_EQ(views[39999], "name-39999");
+}

@@ -7,6 +7,7 @@
 
 #include "lock_model_check.hpp"
 #include "lock_table.hpp"
+#include "old_hash.hpp"
 
 using namespace glockd;
 
@@ -99,6 +100,33 @@ TEST(LockTable, TokensGrowWithEveryAcquisition) {
   t.acquire(2, b, "x");
   EXPECT_GT(t.token(2, "x"), first);
   EXPECT_EQ(t.token(1, "x"), 0u);
+}
+
+// Hash flooding: 40,000 names with one old (unkeyed) hash cost 3.7 s in the
+// table. Under the keyed hash they must probe like random names.
+TEST(LockTableFlood, NamesCollidingUnderTheOldHashProbeLikeRandomOnes) {
+  const std::vector<std::string> evil = flood::old_hash_collisions(40000);
+  const std::uint32_t one = flood::old_hash(0, evil[0]);
+  for (const std::string& name : evil) ASSERT_EQ(flood::old_hash(0, name), one);
+  HashKey key;  // fixed, so the test is deterministic
+  for (unsigned i = 0; i < key.bytes.size(); ++i)
+    key.bytes[i] = static_cast<unsigned char>(i * 7 + 1);
+  const auto load = [&key](const std::vector<std::string>& names, LockTable& t) {
+    Holdings h;
+    for (const std::string& name : names) ASSERT_TRUE(t.acquire(1, h, name).ok);
+    for (const std::string& name : names) ASSERT_EQ(t.holder(name), 1u);
+  };
+  LockTable flooded(1, {}, key);
+  load(evil, flooded);
+  std::vector<std::string> plain;
+  for (int i = 0; i < 40000; ++i)
+    plain.push_back(std::string("random-").append(std::to_string(i * 7919)));
+  LockTable normal(1, {}, key);
+  load(plain, normal);
+  // Linear probing at load <= 1/2: a few tens at most; the old hash gave 40,000.
+  EXPECT_LE(flooded.max_probe(), 64u);
+  EXPECT_LE(flooded.probes(), 2 * normal.probes());
+  EXPECT_LE(flooded.probes(), 4u * 2 * 40000);  // about 2 slots per operation
 }
 
 namespace {
