@@ -129,10 +129,12 @@ int Loop::run() {
     } else if (!backlog_.empty()) {
       timeout = 0;  // requests wait their turn: look for completions, then serve them
     } else {
-      maybe_trim();  // about to sleep: give back what a burst left behind
-      // Sleep no longer than the earliest deadline.
-      if (!deadlines_.empty())
-        timeout = std::max<std::int64_t>(0, std::get<0>(*deadlines_.begin()) - now_ns());
+      // About to sleep: give back what a burst left behind, and sleep no
+      // longer than the earliest deadline.
+      std::int64_t wake = maybe_trim();
+      if (!deadlines_.empty() && (wake < 0 || std::get<0>(*deadlines_.begin()) < wake))
+        wake = std::get<0>(*deadlines_.begin());
+      if (wake >= 0) timeout = std::max<std::int64_t>(0, wake - now_ns());
     }
     if (const int rc = ring_.wait(timeout); rc < 0 && !stopping_) {
       spdlog::error("io_uring_enter: {}", std::strerror(-rc));
@@ -140,7 +142,10 @@ int Loop::run() {
     }
     ++turn_;
     begin_phase();
-    ring_.for_each_completion([this](const io_uring_cqe& cqe) { handle_cqe(cqe); });
+    // Bounded by the turn's time slice too: a flood of bytes that makes no
+    // request (a websocket message) must not hold the others up either.
+    ring_.for_each_completion([this](const io_uring_cqe& cqe) { handle_cqe(cqe); },
+                              [this] { return !turn_overdue(); });
     end_of_turn();
   }
   ring_.submit();  // the last close()s
@@ -215,7 +220,6 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   if (c.open() && !bytes.empty()) on_input(c, bytes);
   ring_.give_back(cqe);
   if (c.state() == State::Draining) return on_draining_recv(c, cqe.res);
-  if (c.open()) account(c);
   if (!c.open()) return;
   // The peer finished sending: answer what it sent, then close.
   if (cqe.res == 0) {
@@ -323,6 +327,7 @@ void Loop::on_deadline(Connection& c, Deadline d) {
 }
 
 void Loop::end_of_turn() {
+  trim_peak_ = std::max(trim_peak_, budget_.used());  // for maybe_trim()
   expire_deadlines();
   release_memory_holds();
   resume_pipelines();

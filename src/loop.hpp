@@ -120,7 +120,8 @@ class Loop final {
   bool hold_line(Connection& c, std::string_view line);
   void release_memory_holds();
   void release_buffers(Connection& c);
-  void maybe_trim();
+  // Gives freed memory back when due; else when it will be due (or -1).
+  std::int64_t maybe_trim();
 
   // loop_http.cpp: the HTTP endpoints of the websocket port.
   std::string http_response(const http::Request& request);

@@ -101,18 +101,19 @@ void Loop::release_buffers(Connection& c) {
     std::string().swap(c.pending_input);
 }
 
-void Loop::maybe_trim() {
+std::int64_t Loop::maybe_trim() {
   // Freed memory goes back to the kernel once the loop is idle, so RSS
   // falls back after a burst (glibc keeps freed heap pages otherwise).
   const std::size_t used = budget_.used();
-  trim_peak_ = std::max(trim_peak_, used);
-  if (trim_peak_ < used + kTrimAfter) return;
+  if (trim_peak_ < used + kTrimAfter) return -1;
   const std::int64_t now = now_ns();
-  if (now - last_trim_ns_ < std::chrono::nanoseconds(kTrimInterval).count()) return;
+  const std::int64_t due = last_trim_ns_ + std::chrono::nanoseconds(kTrimInterval).count();
+  if (now < due) return due;  // not this often: the loop wakes up for it
   ::malloc_trim(0);
   ++trims_;
   last_trim_ns_ = now;
   trim_peak_ = used;
+  return -1;
 }
 
 }  // namespace glockd
