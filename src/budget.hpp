@@ -14,18 +14,30 @@ namespace glockd {
 
 class MemoryBudget {
  public:
-  MemoryBudget(std::size_t limit, const LockTable& table) : limit_(limit), table_(table) {}
+  MemoryBudget(std::size_t limit, const LockTable& table) : limit_(limit), table_(table) {
+    refresh();
+  }
 
   std::size_t limit() const { return limit_; }
-  void set_limit(std::size_t limit) { limit_ = limit; }
+  void set_limit(std::size_t limit) {
+    limit_ = limit;
+    refresh();
+  }
   std::size_t buffered() const { return buffered_; }
   std::size_t used() const { return table_.memory_bytes() + buffered_; }
   // At the budget: requests that would grow the table are refused, and
-  // inspection answers (as large as the table) wait their turn.
-  bool full() const { return used() >= limit_; }
+  // inspection answers (as large as the table) wait their turn. As of the
+  // last refresh(): the loop refreshes it every turn and whenever a
+  // connection's buffers change, so a turn (at most kTurnSlice of
+  // requests) may pass the budget by what it adds; a request pays one load.
+  bool full() const { return full_; }
+  void refresh() { full_ = used() >= limit_; }
 
   // A connection's buffers went from `before` to `after` bytes.
-  void rebuffer(std::size_t before, std::size_t after) { buffered_ += after - before; }
+  void rebuffer(std::size_t before, std::size_t after) {
+    buffered_ += after - before;
+    refresh();
+  }
 
   // One inspection answer (d, sd, dump, who) may be made past the budget
   // at a time, so a full table can still be looked at: the connection that
@@ -46,6 +58,7 @@ class MemoryBudget {
   const LockTable& table_;
   std::size_t buffered_ = 0;  // unsigned arithmetic: rebuffer() may wrap and come back
   ConnId inspector_ = kNil;
+  bool full_ = false;
 };
 
 }  // namespace glockd

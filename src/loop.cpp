@@ -259,7 +259,6 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   if (c.state() == State::Draining) return drain_step(c);
   if (!c.out.empty()) queue_flush(c);
   else budget_.inspection_done(c.session.id);  // its answers are all read
-  release_buffers(c);
   maybe_unthrottle(c);
   schedule(c);  // requests held back while its answers were over their bound
   account(c);
@@ -327,7 +326,9 @@ void Loop::on_deadline(Connection& c, Deadline d) {
 }
 
 void Loop::end_of_turn() {
-  trim_peak_ = std::max(trim_peak_, budget_.used());  // for maybe_trim()
+  budget_.refresh();  // what this turn's requests added to the table
+  // The table's peak for maybe_trim() (buffers are seen by reaccount()).
+  if ((turn_ & 63) == 0) trim_peak_ = std::max(trim_peak_, budget_.used());
   expire_deadlines();
   release_memory_holds();
   resume_pipelines();

@@ -19,6 +19,7 @@
 #include "config.hpp"
 #include "connection.hpp"
 #include "listeners.hpp"
+#include "loop_internal.hpp"
 #include "lock_table.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
@@ -101,7 +102,11 @@ class Loop final {
   void block(Connection& c, std::uint32_t wait_ms);
   void wait_ended(Connection& c);
   void throttle(Connection& c);
-  void maybe_unthrottle(Connection& c);
+  // Every cause of its pause at half its bound: reading resumes.
+  void maybe_unthrottle(Connection& c) {
+    if (c.state() == Connection::State::Throttled) unthrottle_if_caught_up(c);
+  }
+  void unthrottle_if_caught_up(Connection& c);
   void refuse_queued_input(Connection& c);
   std::size_t pending_limit(const Connection& c) const;
   void resume_pipelines();
@@ -109,14 +114,28 @@ class Loop final {
 
   // loop_fair.cpp: fair turns and the memory budget.
   // May c's queued requests be served now (state, output, memory)?
-  bool may_serve(const Connection& c) const;
+  bool may_serve(const Connection& c) const {
+    // A connection paused at the memory budget is still served while its
+    // answers are read (serving its queue frees memory), not past the floor.
+    return c.serves_requests() && !c.inspection_retry &&
+           c.unsent() <= (c.memory_paused ? loop_detail::kPauseFloor : max_out_);
+  }
   // Queue c to have its pending requests served (this turn, or the next).
-  void schedule(Connection& c);
+  void schedule(Connection& c) {
+    if (!c.pending_input.empty() && !c.in_backlog && may_serve(c)) enter_backlog(c);
+  }
+  void enter_backlog(Connection& c);
   // Starts a turn's phase of work: its time slice and per-connection budgets.
   void begin_phase();
   bool turn_overdue();
   // Reports c's buffers to the memory budget; pauses c if it is full.
-  void account(Connection& c);
+  // Inline: this runs after every read and send; the sum of a few buffer
+  // sizes is all it costs unless they changed.
+  void account(Connection& c) {
+    const std::size_t now = c.buffered();
+    if (now != c.accounted) reaccount(c, now);
+  }
+  void reaccount(Connection& c, std::size_t now);
   bool hold_line(Connection& c, std::string_view line);
   void release_memory_holds();
   void release_buffers(Connection& c);

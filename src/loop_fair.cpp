@@ -14,15 +14,7 @@ namespace glockd {
 using namespace loop_detail;
 using State = Connection::State;
 
-bool Loop::may_serve(const Connection& c) const {
-  // A connection paused at the memory budget is still served while its
-  // answers are read (serving its queue frees memory), not past the floor.
-  return c.serves_requests() && !c.inspection_retry &&
-         c.unsent() <= (c.memory_paused ? kPauseFloor : max_out_);
-}
-
-void Loop::schedule(Connection& c) {
-  if (c.in_backlog || c.pending_input.empty() || !may_serve(c)) return;
+void Loop::enter_backlog(Connection& c) {
   c.in_backlog = true;
   backlog_.push_back(c.session.id);
 }
@@ -30,18 +22,27 @@ void Loop::schedule(Connection& c) {
 void Loop::begin_phase() {
   turn_over_ = false;
   turn_requests_ = 0;
-  phase_deadline_ns_ = now_ns() + std::chrono::nanoseconds(kTurnSlice).count();
+  phase_deadline_ns_ = 0;  // the first check starts the slice: no clock read for a short phase
 }
 
 bool Loop::turn_overdue() {
-  if (!turn_over_ && now_ns() >= phase_deadline_ns_) turn_over_ = true;
+  if (turn_over_) return true;
+  const std::int64_t now = now_ns();
+  if (phase_deadline_ns_ == 0)
+    phase_deadline_ns_ = now + std::chrono::nanoseconds(kTurnSlice).count();
+  else if (now >= phase_deadline_ns_)
+    turn_over_ = true;
   return turn_over_;
 }
 
-void Loop::account(Connection& c) {
-  const std::size_t now = c.has_socket() ? c.buffered() : 0;
+void Loop::reaccount(Connection& c, std::size_t now) {
+  if (now > kKeepBuffer) {
+    release_buffers(c);
+    now = c.buffered();
+  }
   budget_.rebuffer(c.accounted, now);
   c.accounted = now;
+  trim_peak_ = std::max(trim_peak_, budget_.used());
   if (c.state() != State::Reading || now <= kPauseFloor || !budget_.full()) return;
   // At the budget: the connections holding the most stop being read.
   ++memory_pauses_;
