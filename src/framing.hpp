@@ -59,6 +59,8 @@ class Framing {
   virtual std::uint64_t unit() const { return 0; }
   // Bytes held for a unit not yet complete (a partial websocket message).
   virtual std::size_t buffered() const { return 0; }
+  // The connection is closing: what is held for an unfinished unit can go.
+  virtual void discard() {}
   // A transparent framing (lines) passes bytes and answers as they are: the
   // loop hands it no bytes (they are the requests), it is one object shared
   // by every connection, and it costs no call per request.
@@ -119,6 +121,7 @@ class WebSocketFraming final : public Framing {
   void deadline_passed(std::string& out, FramingSink& sink) override;
   std::uint64_t unit() const override { return decoder_.units(); }
   std::size_t buffered() const override { return decoder_.buffered(); }
+  void discard() override { decoder_.discard(); }
 
  private:
   enum class Phase : std::uint8_t {

@@ -130,10 +130,12 @@ class Loop final {
   bool turn_overdue();
   // Reports c's buffers to the memory budget; pauses c if it is full.
   // Inline: this runs after every read and send; the sum of a few buffer
-  // sizes is all it costs unless they changed.
+  // sizes is all it costs unless they changed or the budget is full (a
+  // websocket frame's room is taken when it starts, so a connection filling
+  // it changes no size and must still be paused).
   void account(Connection& c) {
     const std::size_t now = c.buffered();
-    if (now != c.accounted) reaccount(c, now);
+    if (now != c.accounted || budget_.full()) reaccount(c, now);
   }
   void reaccount(Connection& c, std::size_t now);
   bool hold_line(Connection& c, std::string_view line);

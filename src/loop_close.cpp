@@ -73,6 +73,10 @@ void Loop::terminate(Connection& c, const char* why, bool deliver_answers) {
   disarm_deadline(c, Deadline::Wait);
   disarm_deadline(c, Deadline::Framing);
   if (c.in_flight().hangup != 0) cancel(c, Op::Hangup);
+  // Requests not served and a message not finished will never be: their
+  // memory goes now, not when the drain ends.
+  std::string().swap(c.pending_input);
+  if (!c.framing().transparent()) c.framing().discard();
   // Answers to what a half-closed peer sent still go out; after an error
   // or at shutdown they are dropped.
   if (deliver_answers && !stopping_) {
@@ -97,6 +101,7 @@ void Loop::terminate(Connection& c, const char* why, bool deliver_answers) {
     else arm_deadline(c, Deadline::Grace, after_ms(c.session.grace_ms));
   }
   apply(c, gone);
+  account(c);
   if (config_.verbose) spdlog::debug("{} closed: {}", c.session.addr, why);
 }
 

@@ -40,9 +40,11 @@ void Loop::reaccount(Connection& c, std::size_t now) {
     release_buffers(c);
     now = c.buffered();
   }
-  budget_.rebuffer(c.accounted, now);
-  c.accounted = now;
-  trim_peak_ = std::max(trim_peak_, budget_.used());
+  if (now != c.accounted) {
+    budget_.rebuffer(c.accounted, now);
+    c.accounted = now;
+    trim_peak_ = std::max(trim_peak_, budget_.used());
+  }
   if (c.state() != State::Reading || now <= kPauseFloor || !budget_.full()) return;
   // At the budget: the connections holding the most stop being read.
   ++memory_pauses_;

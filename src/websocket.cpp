@@ -251,12 +251,11 @@ std::size_t Decoder::take_payload(std::string_view bytes) {
   const bool control = is_control(opcode_);
   std::string& dst = control ? control_ : message_;
   const std::size_t old = dst.size();
-  // Grow geometrically but never past the limit, so what a connection holds
-  // stays within max_message (std::string alone may double past it).
-  const std::size_t limit = control ? kMaxControlPayload : max_message_;
-  if (dst.capacity() < old + n) {
-    dst.reserve(std::max(old + n, std::min(2 * dst.capacity(), limit)));
-  }
+  // The whole frame's room at once (its length was checked against the
+  // limit): no doubling that copies the message and touches its pages
+  // again, and the memory budget sees what the frame will hold as soon as
+  // it starts, not one doubling at a time.
+  if (dst.capacity() < old + frame_left_) dst.reserve(old + static_cast<std::size_t>(frame_left_));
   dst.append(bytes.data(), n);
   unmask(dst.data() + old, n, mask_, mask_pos_);
   mask_pos_ = (mask_pos_ + n) & 3;

@@ -103,6 +103,11 @@ class Decoder {
   std::uint64_t units() const { return units_; }
   // Bytes held for the message and control frame in progress.
   std::size_t buffered() const { return message_.capacity() + control_.capacity(); }
+  // Nothing more will be read: let go of the message in progress.
+  void discard() {
+    std::string().swap(message_);
+    std::string().swap(control_);
+  }
 
  private:
   enum class Stage : std::uint8_t { Header, Payload };
