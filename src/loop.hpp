@@ -201,6 +201,10 @@ class Loop final {
   MemoryBudget budget_;
   std::size_t max_out_;              // --max-output-per-connection
   std::size_t max_in_;               // --max-input-per-connection
+  // Requests read ahead of being served, past which reading pauses: a
+  // backlogged connection must not take the shared receive buffers from
+  // the others (kReadAhead, or --max-input-per-connection if lower).
+  std::size_t read_ahead_;
   std::int64_t last_trim_ns_ = 0;
   std::size_t trim_peak_ = 0;        // most memory used since the last trim
   std::set<std::tuple<std::int64_t, ConnId, Deadline>> deadlines_;

@@ -18,6 +18,11 @@ constexpr std::uint32_t kTurnRequests = 64;
 // kClockEvery requests.
 constexpr std::chrono::microseconds kTurnSlice{2000};
 constexpr std::uint32_t kClockEvery = 64;
+// A connection with more than this of requests not yet served stops being
+// read until it is down to half (Loop::read_ahead_): the recv buffers are
+// shared, and a flood that is served 64 requests a turn must not take them
+// all from a client that sends one.
+constexpr std::size_t kReadAhead = 32 * 1024;
 // At the memory budget, connections buffering more than this stop being
 // read (and served, when that much is unsent answers) until memory frees.
 constexpr std::size_t kPauseFloor = 64 * 1024;

@@ -60,7 +60,7 @@ class Loop::Sink final : public FramingSink {
     if (c.unsent() > max_out_) {
       ++output_pauses_;
       throttle(c);
-    } else if (!c.waiting() && c.pending_input.size() > max_in_) {
+    } else if (!c.waiting() && c.pending_input.size() > read_ahead_) {
       ++input_pauses_;
       throttle(c);
     }
@@ -208,7 +208,7 @@ void Loop::unthrottle_if_caught_up(Connection& c) {
   // Paused at the memory budget: until memory frees, or it holds little.
   if (c.memory_paused && c.buffered() <= kPauseFloor / 2) c.memory_paused = false;
   if (c.memory_paused || c.unsent() > max_out_ / 2 ||
-      (!c.waiting() && c.pending_input.size() > max_in_ / 2))
+      (!c.waiting() && c.pending_input.size() > read_ahead_ / 2))
     return;
   c.unthrottle();
   if (c.in_flight().hangup != 0) cancel(c, Op::Hangup);

@@ -119,10 +119,8 @@ class Ring {
   // Hands every ready completion to handle(cqe), in batches; within a batch
   // accepts go first, so a connection the kernel accepted is known before
   // the requests of the same batch are answered.
-  // Between batches of kBatch, go_on() may stop the turn: the rest stay
-  // in the completion queue, first in line for the next turn.
-  template <class Handle, class GoOn>
-  void for_each_completion(Handle&& handle, GoOn&& go_on) {
+  template <class Handle>
+  void for_each_completion(Handle&& handle) {
     for (;;) {
       const unsigned n = io_uring_peek_batch_cqe(&ring_, batch_.data(), kBatch);
       if (n == 0) return;
@@ -131,12 +129,12 @@ class Ring {
       for (unsigned i = 0; i < n; ++i)
         if (Tag::unpack(batch_[i]->user_data).op != Op::Accept) handle(*batch_[i]);
       io_uring_cq_advance(&ring_, n);
-      if (n < kBatch || !go_on()) return;
+      if (n < kBatch) return;
     }
   }
 
  private:
-  static constexpr unsigned kBatch = 64;  // completions taken per peek (and per check of the time)
+  static constexpr unsigned kBatch = 256;  // completions taken per peek
   static constexpr unsigned kBufCount = 1024;  // power of two (buffer ring)
   static constexpr unsigned kBufSize = 4096;
   static constexpr std::uint16_t kBufGroup = 0;
