@@ -96,8 +96,8 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 34));
   app.add_option("--max-input-per-connection", config.max_input_per_connection,
-                 "Requests one connection may have queued (behind a wait, or not yet served); "
-                 "past it reading from it pauses, and behind a wait it is closed")
+                 "Requests one connection may have queued behind a wait (past it it is "
+                 "closed); reading pauses at 32KiB not yet served, or at this if lower")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(std::size_t{4096}, std::size_t{1} << 34));
   app.add_option("--max-locks-per-connection", config.max_locks_per_connection,
