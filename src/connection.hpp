@@ -157,6 +157,7 @@ class Connection {
   bool queued_for_flush = false;  // in the loop's flush list for this turn
   bool fin_sent = false;          // Draining: shutdown(SHUT_WR) done
   bool peer_eof = false;          // the peer's FIN (or an error) was read
+  bool fin_seen = false;          // Throttled: the hangup poll saw the peer's FIN
   std::array<std::int64_t, kDeadlines> deadlines{};  // 0: none
   Session session;
   LineReader reader;
@@ -173,6 +174,12 @@ class Connection {
   bool memory_paused = false;  // throttled because the memory budget is full
   bool inspection_retry = false;  // its first queued request waits for memory
   std::uint64_t framing_unit = 0;  // Framing::unit() the framing deadline is for
+  // Bytes it holds for its peer: answers not yet sent, requests not yet
+  // served, a partial line or message (buffered() is the room they take).
+  std::size_t holding() const {
+    return unsent() + pending_input.size() + reader.buffered() +
+           (framing_->transparent() ? 0 : framing_->buffered());
+  }
   std::size_t buffered() const {
     return out.capacity() + sending.capacity() + pending_input.capacity() + reader.buffered() +
            (framing_->transparent() ? 0 : framing_->buffered());

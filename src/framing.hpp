@@ -25,6 +25,9 @@ class FramingSink {
   virtual void requests(std::string_view text) = 0;
   // A plain HTTP request (not an upgrade): returns the whole response.
   virtual std::string http_request(const http::Request& request) = 0;
+  // The peer is ending the conversation: serve the requests it sent before
+  // (so their answers go before the framing's closing bytes).
+  virtual void serve_queued() = 0;
   // The conversation is over: send what is in `out`, then close.
   virtual void finish(const char* why) = 0;
   // The HTTP connection became a websocket.

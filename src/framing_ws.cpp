@@ -66,6 +66,7 @@ void WebSocketFraming::feed_frames(std::string_view bytes, std::string& out, Fra
       case ws::Event::Kind::Pong:
         break;
       case ws::Event::Kind::Close:
+        sink.serve_queued();  // answers to its earlier messages go first
         ws::encode_close(out, e.code);  // echo the peer's code
         break;
     }

@@ -225,7 +225,9 @@ void Loop::on_recv(Connection& c, const io_uring_cqe& cqe) {
   // The peer finished sending: answer what it sent, then close.
   if (cqe.res == 0) {
     c.peer_eof = true;
-    return terminate(c, "end of stream from the peer", true);
+    serve_queued_now(c);  // `printf '...' | nc -N`: every request is answered
+    if (c.open()) terminate(c, "end of stream from the peer", true);
+    return;
   }
   if (cqe.res < 0) {
     switch (-cqe.res) {
@@ -270,11 +272,18 @@ void Loop::on_hangup(Connection& c, const io_uring_cqe& cqe) {
   if (c.state() != State::Throttled) return;  // the recv watches again
   // Cancelled when reading resumed, but throttled again before the cancel
   // landed: keep watching.
-  if (cqe.res == -ECANCELED) return arm_hangup(c);
+  if (cqe.res == -ECANCELED) return c.fin_seen ? void() : arm_hangup(c);
   if (cqe.res < 0) return terminate(c, std::strerror(-cqe.res));
   if (cqe.res & (POLLERR | POLLHUP)) return terminate(c, "reset by the peer while paused");
-  // A FIN: as for a peer that is read, answers already made still go out,
-  // and what it sent that we have not read is dropped with its waits.
+  // A FIN. Paused only while its queue is served (it reads its answers),
+  // the rest of what it sent is read and answered as usual: reading
+  // resumes with the queue, and then reads the end of stream.
+  if (!c.waiting() && c.unsent() <= max_out_) {
+    c.fin_seen = true;
+    return;
+  }
+  // Not reading its answers, or gone behind a wait: answers already made
+  // still go out, and what it sent that we have not read is dropped.
   terminate(c, "end of stream from the peer while paused", true);
 }
 

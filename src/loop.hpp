@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -107,7 +108,10 @@ class Loop final {
     if (c.state() == Connection::State::Throttled) unthrottle_if_caught_up(c);
   }
   void unthrottle_if_caught_up(Connection& c);
-  void refuse_queued_input(Connection& c);
+  void refuse_queued_input(Connection& c, std::size_t limit);
+  // The peer is leaving: what it sent before is served now, whatever the
+  // turn's budget (it is bounded by the read-ahead), unless a wait is on.
+  void serve_queued_now(Connection& c);
   std::size_t pending_limit(const Connection& c) const;
   void resume_pipelines();
   void log_refusal(const Connection& c, const Outcome& outcome);
@@ -118,7 +122,11 @@ class Loop final {
     // A connection paused at the memory budget is still served while its
     // answers are read (serving its queue frees memory), not past the floor.
     return c.serves_requests() && !c.inspection_retry &&
-           c.unsent() <= (c.memory_paused ? loop_detail::kPauseFloor : max_out_);
+           c.unsent() <= (c.memory_paused ? pause_floor() : max_out_);
+  }
+  std::size_t pause_floor() const {
+    return std::clamp(budget_.limit() / (8 * std::max<std::size_t>(open_, 1)),
+                      loop_detail::kPauseFloorMin, loop_detail::kPauseFloorMax);
   }
   // Queue c to have its pending requests served (this turn, or the next).
   void schedule(Connection& c) {
@@ -136,6 +144,9 @@ class Loop final {
   void account(Connection& c) {
     const std::size_t now = c.buffered();
     if (now != c.accounted || budget_.full()) reaccount(c, now);
+    // An inspector whose answer has mostly gone lets the next one be made.
+    if (budget_.inspector() == c.session.id && c.unsent() <= pause_floor())
+      budget_.inspection_done(c.session.id);
   }
   void reaccount(Connection& c, std::size_t now);
   bool hold_line(Connection& c, std::string_view line);
@@ -207,6 +218,7 @@ class Loop final {
   std::size_t read_ahead_;
   std::int64_t last_trim_ns_ = 0;
   std::size_t trim_peak_ = 0;        // most memory used since the last trim
+  std::int64_t inspector_since_ns_ = 0;  // when the budget's inspector took its turn
   std::set<std::tuple<std::int64_t, ConnId, Deadline>> deadlines_;
 
   std::uint64_t bytes_in_ = 0;

@@ -6,6 +6,8 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 #include "loop.hpp"
 #include "loop_internal.hpp"
 
@@ -45,7 +47,7 @@ void Loop::reaccount(Connection& c, std::size_t now) {
     c.accounted = now;
     trim_peak_ = std::max(trim_peak_, budget_.used());
   }
-  if (c.state() != State::Reading || now <= kPauseFloor || !budget_.full()) return;
+  if (c.state() != State::Reading || !budget_.full() || c.holding() <= pause_floor()) return;
   // At the budget: the connections holding the most stop being read.
   ++memory_pauses_;
   c.memory_paused = true;
@@ -54,8 +56,25 @@ void Loop::reaccount(Connection& c, std::size_t now) {
                c.session.addr + ": memory budget reached (--max-memory " +
                    std::to_string(budget_.limit()) + " bytes, " +
                    std::to_string(budget_.used()) + " in use); paused reading from it (" +
-                   std::to_string(now) + " bytes buffered)");
+                   std::to_string(c.holding()) + " bytes held for it)");
   throttle(c);
+}
+
+void Loop::serve_queued_now(Connection& c) {
+  if (c.waiting()) return;  // what waits behind a wait goes with the peer
+  const std::int64_t deadline = phase_deadline_ns_;
+  const bool over = turn_over_;
+  phase_deadline_ns_ = std::numeric_limits<std::int64_t>::max();
+  turn_over_ = false;
+  while (c.open() && !c.pending_input.empty() && may_serve(c)) {
+    c.turn_seen = turn_;
+    c.turn_left = std::numeric_limits<std::uint32_t>::max();
+    std::string input = std::move(c.pending_input);
+    c.pending_input.clear();
+    consume_lines(c, input);
+  }
+  phase_deadline_ns_ = deadline;
+  turn_over_ = over;
 }
 
 bool Loop::hold_line(Connection& c, std::string_view line) {
@@ -69,6 +88,16 @@ bool Loop::hold_line(Connection& c, std::string_view line) {
 
 void Loop::release_memory_holds() {
   if (memory_held_.empty()) return;
+  if (const ConnId who = budget_.inspector(); who != kNil) {
+    if (inspector_since_ns_ == 0) inspector_since_ns_ = now_ns();
+    if (now_ns() - inspector_since_ns_ > std::chrono::nanoseconds(kInspectionTurn).count()) {
+      warn_limited(memory_limit_, conns_.at(who).session.addr +
+                                      ": has not read its inspection answer made past the "
+                                      "memory budget; the next inspection goes ahead");
+      budget_.inspection_done(who);
+    }
+  }
+  if (budget_.inspector() == kNil) inspector_since_ns_ = 0;
   // Paused connections resume below 7/8 of the budget (hysteresis: not
   // on and off at every byte); inspections when the budget allows one.
   const bool room = budget_.used() < budget_.limit() - budget_.limit() / 8;

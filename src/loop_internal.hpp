@@ -23,9 +23,16 @@ constexpr std::uint32_t kClockEvery = 64;
 // shared, and a flood that is served 64 requests a turn must not take them
 // all from a client that sends one.
 constexpr std::size_t kReadAhead = 32 * 1024;
-// At the memory budget, connections buffering more than this stop being
-// read (and served, when that much is unsent answers) until memory frees.
-constexpr std::size_t kPauseFloor = 64 * 1024;
+// At the memory budget, connections buffering more than their share stop
+// being read (and served, when that much is unsent answers) until memory
+// frees: the budget over 8x the open connections, within these bounds
+// (Loop::pause_floor), so many connections cannot each stay just under it.
+constexpr std::size_t kPauseFloorMin = 4 * 1024;
+constexpr std::size_t kPauseFloorMax = 64 * 1024;
+// An inspection made past the budget lets the next one be made once its
+// answer has mostly gone to the kernel, or after this long at the latest
+// (a peer that never reads must not hold every other inspection up).
+constexpr std::chrono::seconds kInspectionTurn{10};
 // Idle buffers larger than this go back to the allocator.
 constexpr std::size_t kKeepBuffer = 64 * 1024;
 // malloc_trim when the loop is idle, at most this often, once this much

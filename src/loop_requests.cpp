@@ -23,6 +23,7 @@ class Loop::Sink final : public FramingSink {
   std::string http_request(const http::Request& request) override {
     return loop_.http_response(request);
   }
+  void serve_queued() override { loop_.serve_queued_now(c_); }
   void finish(const char* why) override {
     if (c_.open()) loop_.terminate(c_, why, true);
   }
@@ -53,8 +54,11 @@ class Loop::Sink final : public FramingSink {
 [[gnu::always_inline]] inline void Loop::after_input(Connection& c) {
   // Behind a wait the recv stays on (a peer that leaves must lose its locks
   // at once), so what queues there is bounded here.
-  if (c.waiting() && c.pending_input.size() > pending_limit(c))
-    return refuse_queued_input(c);
+  // At the memory budget only a connection's share may queue there.
+  if (c.waiting()) {
+    const std::size_t limit = budget_.full() ? pause_floor() : pending_limit(c);
+    if (c.pending_input.size() > limit) return refuse_queued_input(c, limit);
+  }
   if (!c.out.empty()) queue_flush(c);
   if (c.state() != State::Throttled) {
     if (c.unsent() > max_out_) {
@@ -178,6 +182,7 @@ void Loop::settle() {
 
 void Loop::block(Connection& c, std::uint32_t wait_ms) {
   c.block();
+  c.memory_paused = false;  // behind a wait reading goes on (after_input bounds it)
   arm_deadline(c, Deadline::Wait, after_ms(wait_ms));
   // Paused over its queue, it reads again: a wait must see its peer leave.
   maybe_unthrottle(c);
@@ -199,14 +204,15 @@ void Loop::throttle(Connection& c) {
   // unread answers, so its kernel sends RST.)
   c.throttle();
   if (c.in_flight().recv != 0) cancel(c, Op::Recv);
-  if (c.in_flight().hangup == 0) arm_hangup(c);
+  if (c.in_flight().hangup == 0 && !c.fin_seen) arm_hangup(c);
 }
 
 void Loop::unthrottle_if_caught_up(Connection& c) {
   // Every cause at half its bound. Behind a wait the queue does not hold
   // reading off: reading must go on there (see refuse_queued_input).
   // Paused at the memory budget: until memory frees, or it holds little.
-  if (c.memory_paused && c.buffered() <= kPauseFloor / 2) c.memory_paused = false;
+  // (What it holds, not the room its buffers keep: that may stay.)
+  if (c.memory_paused && c.holding() <= pause_floor() / 2) c.memory_paused = false;
   if (c.memory_paused || c.unsent() > max_out_ / 2 ||
       (!c.waiting() && c.pending_input.size() > read_ahead_ / 2))
     return;
@@ -215,17 +221,17 @@ void Loop::unthrottle_if_caught_up(Connection& c) {
   if (c.in_flight().recv == 0) rearm_queue_.push_back(c.session.id);
 }
 
-void Loop::refuse_queued_input(Connection& c) {
+void Loop::refuse_queued_input(Connection& c, std::size_t limit) {
   // Too much queued behind a blocked wait. Reading must go on while a
   // connection waits: a peer that exits after writing more than we read
   // leaves its FIN behind that data in its own send queue, where no poll
   // of ours can see it, and its locks would outlive it by minutes. So, as
   // Redis does past client-query-buffer-limit, the connection is closed.
   ++queue_overflows_;
-  warn_limited(queue_limit_, c.session.addr + ": more than " +
-                                 std::to_string(pending_limit(c)) +
-                                 " bytes of requests queued behind a wait; closed the "
-                                 "connection (its locks are released)");
+  warn_limited(queue_limit_, c.session.addr + ": more than " + std::to_string(limit) +
+                                 " bytes of requests queued behind a wait" +
+                                 (limit < pending_limit(c) ? " at the memory budget" : "") +
+                                 "; closed the connection (its locks are released)");
   c.pending_input.clear();
   constexpr std::string_view kWhy = "too many requests queued behind a wait";
   c.answer([&](std::string& out) { out.append("0 Bad Request: ").append(kWhy).push_back('\n'); });

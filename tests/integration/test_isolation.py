@@ -49,6 +49,23 @@ def slow_reader(d):
     return Client(s, "tcp")
 
 
+BIG = "n" * 4000  # lock names this long fill a small budget quickly
+
+
+def fill_budget(test, c):
+    """Takes big-named locks on c until the budget refuses one; returns the
+    names held."""
+    held = []
+    for k in range(10000):
+        name = "%s%d" % (BIG, k)
+        got = c.req("g " + name)
+        if got == g_fail(name):
+            return held
+        test.assertEqual(got, g_ok(name))
+        held.append(name)
+    test.fail("10,000 locks of 4 KB never reached the budget")
+
+
 class LocksPerConnection(MetricsCase):
     def test_past_the_bound_lock_requests_fail_and_held_ones_still_succeed(self):
         d = self.daemon(["--max-locks-per-connection", "3"])
@@ -78,26 +95,11 @@ class LocksPerConnection(MetricsCase):
 
 
 class MemoryBudget(MetricsCase):
-    BIG = "n" * 4000  # lock names this long fill a 1 MiB budget quickly
-
-    def fill(self, d, c):
-        """Takes big-named locks on c until the budget refuses one; returns
-        the names held."""
-        held = []
-        for k in range(10000):
-            name = "%s%d" % (self.BIG, k)
-            got = c.req("g " + name)
-            if got == g_fail(name):
-                return held
-            self.assertEqual(got, g_ok(name))
-            held.append(name)
-        self.fail("10,000 locks of 4 KB never reached the budget")
-
     def test_at_the_budget_growth_is_refused_with_protocol_answers(self):
         d = self.daemon(["--max-memory", "1MiB"])
         self.wait_log(d, "memory budget: 1048576 bytes (--max-memory)")
         a, b = self.client(d), self.client(d)
-        held = self.fill(d, a)
+        held = fill_budget(self, a)
         self.assertGreater(len(held), 10)
         self.assertEqual(self.metric("glockd_memory_budget_bytes"), 1048576)
         self.assertGreaterEqual(self.metric("glockd_memory_used_bytes"), 1048576)
@@ -129,7 +131,7 @@ class MemoryBudget(MetricsCase):
         # buffers, so that it stays in the daemon until b reads it.)
         d = self.daemon(["--max-memory", "12MiB"])
         a, b, c = self.client(d), self.client(d), self.client(d)
-        held = self.fill(d, a)
+        held = fill_budget(self, a)
         b = slow_reader(d)
         self.addCleanup(b.close)
         b.send(b"d\n")  # not read yet: about as big as the table, unsent
@@ -148,7 +150,7 @@ class MemoryBudget(MetricsCase):
     def test_a_reader_that_holds_much_is_paused_and_others_are_served(self):
         d = self.daemon(["--max-memory", "1MiB", "--max-output-per-connection", "256KiB"])
         a, probe = self.client(d), self.client(d)
-        self.fill(d, a)
+        fill_budget(self, a)
         hog = self.client(d)
         hog.sock.setblocking(False)
         # Requests whose answers it never reads:
@@ -166,6 +168,81 @@ class MemoryBudget(MetricsCase):
         hog.reset()
         self.settle_metric("glockd_paused_connections", 0)
         self.assertEqual(probe.req("i probe"), i_no("probe"))
+
+
+class AtTheBudget(MetricsCase):
+    """What a hostile review found at a full budget, each once a stall."""
+
+    def test_an_empty_inspection_answer_does_not_keep_the_turn(self):
+        d = self.daemon(["--max-memory", "1MiB"])
+        a, b, c = self.client(d), self.client(d), self.client(d)
+        fill_budget(self, c)
+        a.send(b"d nosuch\n")  # made past the budget, and an empty answer
+        self.settle_metric('glockd_requests_total{command="d"}', 1)
+        b.send(b"d nosuch\ni b-after\n")  # the next inspection is not held up
+        self.assertEqual(b.readline(), i_no("b-after"))
+
+    def test_a_paused_client_that_read_its_answers_is_read_again(self):
+        # It pipelines locks with big names while reading every answer; its
+        # own locks fill the budget and it is paused. Once it holds nothing
+        # unread it must be read again: here, to release a lock.
+        d = self.daemon(["--max-memory", "4MiB"])
+        c = self.client(d)
+        pad = "x" * 4000
+        got = []
+        reader = threading.Thread(target=lambda: got.extend(read_lines(c, 2000)))
+        reader.start()
+        for start in range(0, 2000, 100):
+            c.send(b"".join(b"g f%d_%s\n" % (k, pad.encode()) for k in range(start, start + 100)))
+        reader.join(TIMEOUT)
+        self.assertEqual(len(got), 2000)
+        self.assertIn(g_fail("f1999_" + pad), got)  # the budget refused some
+        self.assertGreaterEqual(self.metric("glockd_memory_pauses_total"), 1)
+        self.assertEqual(c.req("r f0_" + pad), r_ok("f0_" + pad))
+
+    def test_a_blocked_connection_queues_only_its_share(self):
+        # Behind a wait reading must go on, so past its share of a full
+        # budget the connection is closed (its locks released), not paused.
+        d = self.daemon(["--max-memory", "1MiB"])
+        holder, waiter, filler = self.client(d), self.client(d), self.client(d)
+        self.assertEqual(holder.req("g X"), g_ok("X"))
+        self.assertEqual(waiter.req("g mine"), g_ok("mine"))
+        waiter.send(b"w 600000 X\n")
+        self.settle_metric("glockd_waiters", 1)
+        fill_budget(self, filler)
+        waiter.sock.settimeout(TIMEOUT)
+        try:
+            waiter.sock.sendall(b"i y\n" * 50000)  # 200 KB behind the wait
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while we were still writing: fine too
+        self.settle_metric("glockd_queue_overflows_total", 1)
+        self.wait_log(d, "queued behind a wait at the memory budget")
+        self.assertEqual(holder.req("i mine"), i_no("mine"))
+
+
+class HalfClose(WsTestCase):
+    def test_every_request_before_a_half_close_is_answered(self):
+        # `printf ... | nc -N`: far more than a turn serves, then FIN.
+        d = self.ws_daemon()
+        c = self.client(d)
+        n = 5000
+        c.send(b"".join(b"i k%d\n" % k for k in range(n)))
+        c.sock.shutdown(socket.SHUT_WR)
+        got = read_lines(c, n)
+        self.assertEqual(got[-1], i_no("k%d" % (n - 1)))
+        self.assertEqual(c.expect_eof(), b"")
+
+    def test_every_request_before_a_close_frame_is_answered_first(self):
+        d = self.ws_daemon()
+        w = self.raw(d)
+        n = 500
+        w.send(frame(OP_TEXT, b"".join(b"i k%d\n" % k for k in range(n))) +
+               frame(OP_CLOSE, (1000).to_bytes(2, "big")))
+        for k in range(n):
+            _, op, payload = w.frame()
+            self.assertEqual((op, payload), (OP_TEXT, i_no("k%d" % k)))
+        _, op, payload = w.frame()
+        self.assertEqual(op, OP_CLOSE)
 
 
 class OutputBound(MetricsCase):
