@@ -262,6 +262,9 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   if (c.state() == State::Draining) return drain_step(c);
   if (!c.out.empty()) queue_flush(c);
   else budget_.inspection_done(c.session.id);  // its answers are all read
+  // A burst's buffers are not kept (the sum of their sizes may not change,
+  // so account() would not look).
+  if (c.sending.capacity() > kKeepBuffer || c.out.capacity() > kKeepBuffer) release_buffers(c);
   maybe_unthrottle(c);
   schedule(c);  // requests held back while its answers were over their bound
   account(c);

@@ -47,8 +47,12 @@ void Loop::reaccount(Connection& c, std::size_t now) {
     c.accounted = now;
     trim_peak_ = std::max(trim_peak_, budget_.used());
   }
-  if (c.state() != State::Reading || !budget_.full() || c.holding() <= pause_floor()) return;
-  // At the budget: the connections holding the most stop being read.
+  // At the budget: the connections holding the most stop being read, and
+  // served (may_serve) past their share; one already paused for its own
+  // bounds (Throttled) too, or it would go on filling its answers.
+  if (!budget_.full() || c.memory_paused || !c.serves_requests() ||
+      c.holding() <= pause_floor())
+    return;
   ++memory_pauses_;
   c.memory_paused = true;
   memory_held_.push_back(c.session.id);
@@ -57,7 +61,7 @@ void Loop::reaccount(Connection& c, std::size_t now) {
                    std::to_string(budget_.limit()) + " bytes, " +
                    std::to_string(budget_.used()) + " in use); paused reading from it (" +
                    std::to_string(c.holding()) + " bytes held for it)");
-  throttle(c);
+  if (c.state() == State::Reading) throttle(c);
 }
 
 void Loop::serve_queued_now(Connection& c) {
