@@ -2,8 +2,8 @@
 // kind, after liburing's examples/proxy.c), deadlines and the end of a turn.
 #include "loop.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
-#include <sodium/core.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 
@@ -50,26 +50,39 @@ std::string random_token(int& error) {
 // Any other failure (a seccomp filter, say) refuses the start: Loop::init()
 // reports `error`. The key is never logged.
 HashKey random_hash_key(std::string& error) {
-  // crypto_shorthash needs no sodium_init() (libsodium 1.0.18: it calls
-  // the pure siphash24 reference code, no state, no CPU dispatch); it is
-  // called once anyway, as libsodium asks before any use, so later users
-  // of the library find it ready.
-  if (::sodium_init() < 0) {
-    error = "cannot initialise libsodium";
-    return {};
-  }
+  // crypto_shorthash needs no sodium_init() (libsodium 1.0.18: it calls the
+  // pure siphash24 reference code, no state, no CPU dispatch), and
+  // sodium_init() would spin on a getrandom that answers EAGAIN.
   HashKey key;
   std::size_t got = 0;
   while (got < key.bytes.size()) {
-    const ssize_t n = ::getrandom(key.bytes.data() + got, key.bytes.size() - got, 0);
-    if (n > 0) got += static_cast<std::size_t>(n);
-    else if (n < 0 && errno != EINTR) {
-      error = std::string("cannot draw the lock table's hash key from getrandom: ") +
-              std::strerror(errno);
-      return {};
+    const ssize_t n =
+        ::getrandom(key.bytes.data() + got, key.bytes.size() - got, GRND_NONBLOCK);
+    if (n > 0) {
+      got += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      break;
     }
   }
-  return key;
+  if (got == key.bytes.size()) return key;
+  // Early in boot the pool may not be initialised yet (EAGAIN): the key
+  // then comes from /dev/urandom, which never blocks and is still unknown
+  // to any client, which is all that hash flooding needs.
+  const int saved = errno;
+  UniqueFd urandom(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+  while (urandom && got < key.bytes.size()) {
+    const ssize_t n = ::read(urandom.get(), key.bytes.data() + got, key.bytes.size() - got);
+    if (n > 0) got += static_cast<std::size_t>(n);
+    else if (n == 0 || errno != EINTR) break;
+  }
+  if (got == key.bytes.size()) {
+    spdlog::warn("getrandom: {}: the lock table's hash key comes from /dev/urandom",
+                 std::strerror(saved));
+    return key;
+  }
+  error = std::string("cannot draw the lock table's hash key: getrandom: ") +
+          std::strerror(saved) + ", and /dev/urandom: " + std::strerror(errno);
+  return {};
 }
 
 }  // namespace
