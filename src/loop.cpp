@@ -43,12 +43,10 @@ std::string random_token(int& error) {
   return token;
 }
 
-// The lock table's hash key. Blocking getrandom (no GRND_NONBLOCK): this
-// runs once at start, before anything is served, and it can only wait early
-// in boot until the kernel's pool is ready; a key from a pool that is not
-// ready would be guessable, and a guessable key gives back hash flooding.
-// Any other failure (a seccomp filter, say) refuses the start: Loop::init()
-// reports `error`. The key is never logged.
+// The lock table's hash key, drawn once at start: from getrandom, else
+// (the pool not ready early in boot, or getrandom filtered) from
+// /dev/urandom. Only when neither gives 16 bytes is the start refused:
+// Loop::init() reports `error`. The key is never logged.
 HashKey random_hash_key(std::string& error) {
   // crypto_shorthash needs no sodium_init() (libsodium 1.0.18: it calls the
   // pure siphash24 reference code, no state, no CPU dispatch), and
@@ -274,7 +272,6 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   if (!c.send_rest().empty()) return send_rest(c);  // short send: the rest goes next
   if (c.state() == State::Draining) return drain_step(c);
   if (!c.out.empty()) queue_flush(c);
-  else budget_.inspection_done(c.session.id);  // its answers are all read
   // A burst's buffers are not kept (the sum of their sizes may not change,
   // so account() would not look).
   if (c.sending.capacity() > kKeepBuffer || c.out.capacity() > kKeepBuffer) release_buffers(c);
