@@ -1,0 +1,365 @@
+// glock inspect, locks, who and stats: what the daemon holds, as a table
+// for people or JSON for scripts; and what every subcommand shares.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include "client/glock.hpp"
+
+namespace glockd::glock {
+
+using client::Client;
+using client::Errc;
+
+void complain(const std::string& message) { std::fprintf(stderr, "glock: %s\n", message.c_str()); }
+
+int exit_code_for(const client::Error& error) {
+  switch (error.code) {
+    case Errc::Usage:
+    case Errc::Address: return kExitUsage;
+    case Errc::Connect:
+    case Errc::Io:
+    case Errc::Closed:
+    case Errc::Disabled:
+    case Errc::BadRequest: return kExitUnavailable;
+    case Errc::Timeout:
+    case Errc::Protocol: return kExitProtocol;
+  }
+  return kExitUnavailable;
+}
+
+std::optional<Client> connect(const Common& common, int& exit_code) {
+  std::string text = common.server;
+  if (text.empty()) {
+    struct stat st{};
+    const bool exists = ::stat(client::kPackagedSocket, &st) == 0 && S_ISSOCK(st.st_mode);
+    text = client::default_server(std::getenv("GLOCKD_SERVER"), exists).text;
+  }
+  auto address = client::parse_address(text);
+  if (!address) {
+    complain(address.error().message);
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  client::Options options;
+  options.request_timeout =
+      std::chrono::milliseconds(static_cast<long long>(common.timeout_seconds * 1000));
+  options.keepalive_seconds = common.keepalive_seconds;
+  auto c = Client::connect(*address, options);
+  if (!c) {
+    complain(c.error().message);
+    exit_code = exit_code_for(c.error());
+    return std::nullopt;
+  }
+  return std::move(*c);
+}
+
+namespace {
+
+// JSON strings: valid UTF-8 passes, any other byte (names are opaque
+// bytes) is written as \u00XX, i.e. read as Latin-1.
+std::string json(std::string_view s) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool valid = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+    }
+    if (valid && len == 1) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20 || c == 0x7f) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+    } else if (valid) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      ++i;
+    }
+  }
+  return out + "\"";
+}
+
+// For a terminal: control bytes shown as \xNN, so a name cannot move the cursor.
+std::string shown(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], shown(r[i]).size());
+  }
+  auto line = [&](const std::vector<std::string>& cells, bool escape) {
+    std::string out;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      const std::string cell = escape ? shown(cells[i]) : cells[i];
+      out += cell;
+      if (i + 1 < cells.size()) out += std::string(width[i] - cell.size() + 2, ' ');
+    }
+    std::printf("%s\n", out.c_str());
+  };
+  line(header, false);
+  for (const auto& r : rows) line(r, true);
+}
+
+int failed(const client::Error& e) {
+  complain(e.message);
+  return exit_code_for(e);
+}
+
+std::string json_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + json(items[i]);
+  return out + "]";
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+// Who is behind each `d`/`sd` holder: the registry's names with their
+// addresses, and a holder line re-split when it ends in a registered name
+// that itself contains ": " (the library splits at the last one).
+struct Names {
+  bool known = false;  // the registry answered
+  std::map<std::string, std::vector<std::string>> addrs;  // name -> ADDRs
+  std::vector<std::string> longest_first;
+
+  void fix(client::Holder& h) const {
+    const std::string line = h.lock + ": " + h.holder;
+    for (const auto& n : longest_first) {
+      if (n.find(": ") == std::string::npos) break;  // only these can be misread
+      if (line.size() > n.size() + 2 && line.compare(line.size() - n.size() - 2, std::string::npos, ": " + n) == 0) {
+        h.lock = line.substr(0, line.size() - n.size() - 2);
+        h.holder = n;
+        return;
+      }
+    }
+  }
+  std::vector<std::string> addresses(const std::string& holder) const {
+    if (auto it = addrs.find(holder); it != addrs.end()) return it->second;
+    return {holder};  // not a registered name: the holder's ADDR itself
+  }
+  bool registered(const std::string& holder) const { return addrs.count(holder) > 0; }
+};
+
+Names load_names(Client& c, std::optional<client::Error>& error) {
+  Names names;
+  auto who = c.who();
+  if (!who) {
+    if (who.error().code != Errc::Disabled) error = who.error();
+    return names;
+  }
+  names.known = true;
+  for (auto& r : *who) names.addrs[r.name].push_back(r.addr);
+  for (auto& [n, a] : names.addrs) names.longest_first.push_back(n);
+  // Names containing ": " first, longest first (see fix()).
+  std::sort(names.longest_first.begin(), names.longest_first.end(),
+            [](const std::string& a, const std::string& b) {
+              const bool ca = a.find(": ") != std::string::npos;
+              const bool cb = b.find(": ") != std::string::npos;
+              if (ca != cb) return ca;
+              return a.size() > b.size();
+            });
+  return names;
+}
+
+}  // namespace
+
+int run_inspect(const Common& common, const std::string& lock) {
+  int code = 0;
+  auto conn = connect(common, code);
+  if (!conn) return code;
+  Client& c = *conn;
+  auto held = c.is_locked(lock);
+  if (!held) return failed(held.error());
+  auto count = c.shared_count(lock);
+  if (!count) return failed(count.error());
+  std::optional<client::Error> err;
+  Names names = load_names(c, err);
+  if (err) return failed(*err);
+  std::optional<std::string> holder;
+  std::vector<std::string> shared;
+  bool dump = true;
+  if (*held) {
+    auto h = c.holders(lock);
+    if (!h && h.error().code != Errc::Disabled) return failed(h.error());
+    dump = h.ok();
+    if (h) {
+      for (auto& x : *h) {
+        names.fix(x);
+        if (x.lock == lock) holder = x.holder;
+      }
+    }
+  }
+  if (*count > 0) {
+    auto h = c.shared_holders(lock);
+    if (!h && h.error().code != Errc::Disabled) return failed(h.error());
+    dump = dump && h.ok();
+    if (h) {
+      for (auto& x : *h) {
+        names.fix(x);
+        if (x.lock == lock) shared.push_back(x.holder);
+      }
+    }
+  }
+  if (common.json) {
+    std::printf("{\"name\":%s,\"exclusive\":{\"locked\":%s,\"holder\":%s,\"addresses\":%s},"
+                "\"shared\":{\"holders\":%llu,\"names\":%s}}\n",
+                json(lock).c_str(), *held ? "true" : "false",
+                holder ? json(*holder).c_str() : "null",
+                holder ? json_list(names.addresses(*holder)).c_str() : "[]",
+                static_cast<unsigned long long>(*count),
+                dump ? json_list(shared).c_str() : "null");
+    return 0;
+  }
+  std::printf("exclusive lock %s: %s\n", shown(lock).c_str(),
+              !*held ? "free"
+              : holder ? ("held by " + shown(*holder) +
+                          (names.registered(*holder)
+                               ? " (" + join(names.addresses(*holder), ", ") + ")"
+                               : std::string()))
+                             .c_str()
+                       : "held (holders not shown: the daemon runs with --dump=false)");
+  if (*count == 0) {
+    std::printf("shared lock %s: free\n", shown(lock).c_str());
+  } else {
+    std::vector<std::string> s;
+    for (auto& h : shared) s.push_back(shown(h));
+    std::printf("shared lock %s: %llu holder%s%s%s\n", shown(lock).c_str(),
+                static_cast<unsigned long long>(*count), *count == 1 ? "" : "s",
+                dump ? ": " : "", dump ? join(s, ", ").c_str() : "");
+  }
+  return 0;
+}
+
+int run_locks(const Common& common) {
+  int code = 0;
+  auto conn = connect(common, code);
+  if (!conn) return code;
+  Client& c = *conn;
+  std::optional<client::Error> err;
+  Names names = load_names(c, err);
+  if (err) return failed(*err);
+  auto ex = c.holders();
+  if (!ex) return failed(ex.error());
+  auto sh = c.shared_holders();
+  if (!sh) return failed(sh.error());
+  struct Row {
+    std::string lock, kind, holder;
+    std::vector<std::string> addrs;
+  };
+  std::vector<Row> rows;
+  for (auto* list : {&*ex, &*sh}) {
+    for (auto& h : *list) {
+      names.fix(h);
+      rows.push_back(Row{h.lock, list == &*ex ? "exclusive" : "shared", h.holder,
+                         names.addresses(h.holder)});
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.lock != b.lock ? a.lock < b.lock : a.kind < b.kind;
+  });
+  if (common.json) {
+    std::string out = "{\"server\":" + json(c.address().text()) + ",\"registry\":" +
+                      (names.known ? "true" : "false") + ",\"locks\":[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      out += std::string(i ? "," : "") + "{\"lock\":" + json(r.lock) + ",\"type\":" +
+             json(r.kind) + ",\"holder\":" + json(r.holder) + ",\"addresses\":" +
+             json_list(r.addrs) + "}";
+    }
+    std::printf("%s]}\n", out.c_str());
+    return 0;
+  }
+  if (rows.empty()) {
+    std::printf("no locks are held (glockd at %s)\n", c.address().text().c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> table;
+  for (auto& r : rows) {
+    const bool named = names.registered(r.holder);
+    table.push_back({r.lock, r.kind, named ? r.holder : "-", join(r.addrs, ", ")});
+  }
+  print_table({"LOCK", "TYPE", "HOLDER", "ADDRESS"}, table);
+  return 0;
+}
+
+int run_who(const Common& common, const std::optional<std::string>& name) {
+  int code = 0;
+  auto conn = connect(common, code);
+  if (!conn) return code;
+  auto who = name ? conn->who(*name) : conn->who();
+  if (!who) return failed(who.error());
+  if (common.json) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < who->size(); ++i) {
+      out += std::string(i ? "," : "") + "{\"address\":" + json((*who)[i].addr) +
+             ",\"name\":" + json((*who)[i].name) + "}";
+    }
+    std::printf("%s]\n", out.c_str());
+    return 0;
+  }
+  if (who->empty()) {
+    std::printf("no clients are registered%s\n", name ? (" as " + shown(*name)).c_str() : "");
+    return 0;
+  }
+  std::vector<std::vector<std::string>> table;
+  for (auto& r : *who) table.push_back({r.addr, r.name});
+  print_table({"ADDRESS", "NAME"}, table);
+  return 0;
+}
+
+int run_stats(const Common& common) {
+  int code = 0;
+  auto conn = connect(common, code);
+  if (!conn) return code;
+  auto stats = conn->stats();
+  if (!stats) return failed(stats.error());
+  if (common.json) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < stats->size(); ++i) {
+      out += std::string(i ? "," : "") + json((*stats)[i].key) + ":" +
+             std::to_string((*stats)[i].value);
+    }
+    std::printf("%s}\n", out.c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> table;
+  for (auto& s : *stats) table.push_back({s.key, std::to_string(s.value)});
+  print_table({"COUNTER", "VALUE"}, table);
+  return 0;
+}
+
+}  // namespace glockd::glock
