@@ -56,7 +56,7 @@ void WebSocketFraming::feed_frames(std::string_view bytes, std::string& out, Fra
     switch (e.kind) {
       case ws::Event::Kind::Text:
       case ws::Event::Kind::Binary:
-        // The message's end ends its last request (PROTOCOL.md section 3).
+        // The message's end ends its last request (docs/PROTOCOL.md section 3).
         sink.requests(e.payload);
         sink.requests("\n");
         break;

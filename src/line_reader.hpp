@@ -1,6 +1,6 @@
 // LineReader: turns a byte stream into '\n'-terminated request lines,
 // keeping an incomplete line between reads and discarding lines longer
-// than the limit (PROTOCOL.md section 0). Complete lines inside one read
+// than the limit (docs/PROTOCOL.md section 0). Complete lines inside one read
 // are handed out in place, without a copy.
 #pragma once
 

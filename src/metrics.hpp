@@ -1,4 +1,4 @@
-// Metrics: the Prometheus text exposition of GET /metrics (PROTOCOL.md
+// Metrics: the Prometheus text exposition of GET /metrics (docs/PROTOCOL.md
 // section 4). Pure: the loop gathers the figures, this formats them.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Protocol implementation: the answers of PROTOCOL.md, byte for byte.
+// Protocol implementation: the answers of docs/PROTOCOL.md, byte for byte.
 #include "protocol.hpp"
 #include "protocol_internal.hpp"
 

@@ -1,6 +1,6 @@
 // Protocol: parses one request line and answers it from the LockTable.
 // Pure: no sockets, no clock, no logging except through the optional
-// Events sink. Everything in PROTOCOL.md sections 0-2 is decided here.
+// Events sink. Everything in docs/PROTOCOL.md sections 0-2 is decided here.
 #pragma once
 
 #include <array>
@@ -151,7 +151,7 @@ class Protocol final : public LineHandler {
   void set_max_sessions(std::size_t n) { max_sessions_ = n; }
   std::size_t sessions_reserved() const { return sessions_reserved_; }
 
-  // PROTOCOL's "Limits": locks one connection may hold (0: no bound), and
+  // docs/PROTOCOL.md's "Limits": locks one connection may hold (0: no bound), and
   // the daemon's memory budget (null: none).
   void set_limits(std::size_t max_locks_per_connection, MemoryBudget* budget) {
     max_locks_ = max_locks_per_connection;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PROTOCOL.md Part 2 over real sockets: w, sw, t, ra, grace, session,
+"""docs/PROTOCOL.md Part 2 over real sockets: w, sw, t, ra, grace, session,
 resume, and --max-waiters."""
 import time
 import unittest

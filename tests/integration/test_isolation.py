@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """No client can hurt another (issue: bounded memory, fair turns): each
-bound refuses with PROTOCOL's answer, is counted in /metrics and logged,
+bound refuses with docs/PROTOCOL.md's answer, is counted in /metrics and logged,
 and the daemon keeps serving the others. Timing goals live in
 bench/attack.py, not here."""
 import os

@@ -2,7 +2,7 @@
 """Model-based soak (issue 8, "How it is tested"): many connections over TCP
 and a unix socket do random g/r/i/sg/sr/si/w/sw/t/ra/grace/session/resume/
 iam/me, close cleanly or reset, and reconnect, over a small name space so
-that conflicts and queues are common. A plain Python model of PROTOCOL.md
+that conflicts and queues are common. A plain Python model of docs/PROTOCOL.md
 (class Model) says exactly which answers are due on which connections; each
 is read and compared byte for byte. After every step a probe connection
 checks d, sd, dump, dump shared and who against the model, so a lock held by
@@ -14,7 +14,7 @@ own close can end; grace is 0 or longer than the test. What the daemon does
 asynchronously (tearing a closed connection down, queueing a wait) is
 polled for with a bounded deadline before the next step.
 
-Where PROTOCOL.md leaves a detail open, the model follows the daemon's
+Where docs/PROTOCOL.md leaves a detail open, the model follows the daemon's
 documented design (src/lock_table.hpp, src/protocol_sessions.cpp):
 - resume moves the session token and the grace (the larger of the two) to
   the resumer, so a resumer that drops is kept and resumable in its turn;
@@ -101,7 +101,7 @@ class Session:
 
 
 class Model:
-    """PROTOCOL.md Part 1 and 2 semantics: expected answers, and the grants
+    """docs/PROTOCOL.md Part 1 and 2 semantics: expected answers, and the grants
     due to other connections (self.grants) after each call."""
 
     def __init__(self):

@@ -1,5 +1,5 @@
 # The websocket transport and the HTTP endpoints on the --ws port
-# (PROTOCOL.md sections 3 and 4, RFC 6455, RFC 9110).
+# (docs/PROTOCOL.md sections 3 and 4, RFC 6455, RFC 9110).
 #
 # Well-behaved clients use Debian's python3-websockets (10.4, asyncio API);
 # protocol violations and byte-level framing use a raw socket client.
