@@ -283,7 +283,7 @@ LockTable::Waited LockTable::wait(ConnId conn, Holdings& h, std::string_view nam
   }
   if (!queue || h.waiter != kNil) return Waited{WaitStatus::Refused, 0};
   if (waiting_ >= limits_.total || entries_[e].waiter_count >= limits_.per_lock)
-    return Waited{WaitStatus::Refused, 0};
+    return Waited{WaitStatus::Full, 0};
   const std::uint32_t w = free_waiters_.take(waiters_);
   Entry& entry = entries_[e];
   waiters_[w] = Waiter{e, conn, limit, entry.waiter_tail, kNil, &h};

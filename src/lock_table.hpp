@@ -97,7 +97,9 @@ class LockTable {
   bool release_shared(ConnId conn, Holdings& h, std::string_view name);
   std::uint32_t shared_holders(std::string_view name) const;
 
-  enum class WaitStatus { Granted, Queued, Refused };
+  // Refused: not free and no queueing asked for; Full: the queue is at
+  // --max-waiters or --max-waiters-per-lock.
+  enum class WaitStatus { Granted, Queued, Refused, Full };
   struct Waited {
     WaitStatus status;
     std::uint32_t holders;  // when Granted

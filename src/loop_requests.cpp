@@ -284,6 +284,11 @@ void Loop::log_refusal(const Connection& c, const Outcome& outcome) {
       return warn_limited(refusal_limit_,
                           c.session.addr + ": refused a lock: it holds --max-locks-per-connection (" +
                               std::to_string(config_.max_locks_per_connection) + ") locks");
+    case Refusal::WaiterLimit:
+      return warn_limited(refusal_limit_,
+                          c.session.addr + ": refused a wait: --max-waiters (" +
+                              std::to_string(config_.max_waiters) + ") or --max-waiters-per-lock (" +
+                              std::to_string(config_.max_waiters_per_lock) + ") waits are queued");
     case Refusal::NoToken:
       return warn_limited(refusal_limit_, c.session.addr + ": refused session: getrandom: " +
                                               std::strerror(outcome.error));

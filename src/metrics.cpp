@@ -84,6 +84,8 @@ std::string render_metrics(const MetricsInput& in) {
          "messages (allocated sizes).");
   metric(out, "glockd_memory_refusals_total", "counter", in.stats->memory_refusals,
          "Requests refused at the memory budget (g, w, sg, sw, iam, grace, session).");
+  metric(out, "glockd_waiter_refusals_total", "counter", in.stats->waiter_refusals,
+         "w and sw answered at once because --max-waiters or --max-waiters-per-lock was reached.");
   metric(out, "glockd_lock_limit_refusals_total", "counter", in.stats->lock_limit_refusals,
          "Lock requests refused past --max-locks-per-connection.");
   metric(out, "glockd_memory_waiting_connections", "gauge", in.memory_waiting,

@@ -37,6 +37,7 @@ struct Stats {
   std::uint64_t tokens_failed = 0;     // `session` with no randomness to be had
   std::uint64_t memory_refusals = 0;   // requests refused at --max-memory
   std::uint64_t lock_limit_refusals = 0;  // g/w/sg/sw past --max-locks-per-connection
+  std::uint64_t waiter_refusals = 0;  // w/sw past --max-waiters(-per-lock)
 };
 
 struct Features {
@@ -72,7 +73,7 @@ class Events {
 
 // A request refused by a limit or a failure of the server, not by its
 // content: the loop logs these (rate limited) so an operator can tell.
-enum class Refusal : std::uint8_t { None, TooManySessions, NoToken, MemoryFull, LockLimit };
+enum class Refusal : std::uint8_t { None, TooManySessions, NoToken, MemoryFull, LockLimit, WaiterLimit };
 
 // What a call into the protocol left for the loop to do, as values. Every
 // one goes through Loop::apply, which also answers the waiters the call's

@@ -41,9 +41,12 @@ Outcome Protocol::wait(Session& s, Command cmd, std::string_view args, std::stri
       else answer(out, "1 Lock Get Success: ", name);
       return {};
     case LockTable::WaitStatus::Refused:
+    case LockTable::WaitStatus::Full:
       if (shared) answer(out, "0 Shared Lock Get Failure: ", name);
       else answer(out, "0 Lock Get Failure: ", name);
-      return {};
+      if (got.status == LockTable::WaitStatus::Refused) return {};
+      ++stats_.waiter_refusals;
+      return Outcome{.refused = Refusal::WaiterLimit};
     case LockTable::WaitStatus::Queued:
       break;
   }

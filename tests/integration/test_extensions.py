@@ -22,13 +22,16 @@ class WaitCase(DaemonTestCase):
         return super().daemon(argv=lambda d: ["--port", str(d.port), "--bind", "127.0.0.1",
                                               "--ws", str(self.ws_port)] + list(args))
 
-    def waiters(self):
+    def metric(self, name):
         url = "http://127.0.0.1:%d/metrics" % self.ws_port
         text = urllib.request.urlopen(url, timeout=TIMEOUT).read().decode()
         for line in text.splitlines():
-            if line.startswith("glockd_waiters "):
+            if line.startswith(name + " "):
                 return int(line.split()[1])
-        self.fail("no glockd_waiters in /metrics")
+        self.fail("no %s in /metrics" % name)
+
+    def waiters(self):
+        return self.metric("glockd_waiters")
 
     def settle_waiters(self, n):
         deadline = time.monotonic() + TIMEOUT
@@ -100,6 +103,8 @@ class Wait(WaitCase):
         w1.send(b"w 60000 m\n")
         self.settle_waiters(1)
         self.assertEqual(w2.req("w 60000 m"), g_fail("m"))
+        self.assertEqual(self.metric("glockd_waiter_refusals_total"), 1)
+        self.wait_log(d, "refused a wait: --max-waiters (100000) or --max-waiters-per-lock (1)")
 
 
 class GrantOrder(WaitCase):

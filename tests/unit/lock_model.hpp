@@ -83,10 +83,13 @@ class LockModel {
       add_holder(k, l, c);
       return {LockTable::WaitStatus::Granted, size(l)};
     }
-    if (!queue || waiting_.count(c) != 0 || waiting_.size() >= limits_.total ||
-        l.queue.size() >= limits_.per_lock) {
+    if (!queue || waiting_.count(c) != 0) {
       tidy(k);
       return {LockTable::WaitStatus::Refused, 0};
+    }
+    if (waiting_.size() >= limits_.total || l.queue.size() >= limits_.per_lock) {
+      tidy(k);
+      return {LockTable::WaitStatus::Full, 0};
     }
     l.queue.push_back({c, limit});
     waiting_[c] = k;

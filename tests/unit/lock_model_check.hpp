@@ -160,7 +160,7 @@ class ModelCheck {
         same(static_cast<int>(got.status), static_cast<int>(want.status), "wait status");
         same(got.holders, want.holders, "wait holders");
         cov_.queued += want.status == LockTable::WaitStatus::Queued;
-        cov_.refused += want.status == LockTable::WaitStatus::Refused && queue;
+        cov_.refused += want.status == LockTable::WaitStatus::Full;
         return;
       }
     }

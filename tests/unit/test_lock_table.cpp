@@ -229,7 +229,7 @@ TEST(LockTableWait, NoQueueMeansRefusedAndLimitsHold) {
   t.acquire(1, a, "x");
   EXPECT_EQ(t.wait(2, b, "x", 0, false).status, LockTable::WaitStatus::Refused);
   EXPECT_EQ(t.wait(2, b, "x", 0, true).status, LockTable::WaitStatus::Queued);
-  EXPECT_EQ(t.wait(3, c, "x", 0, true).status, LockTable::WaitStatus::Refused);  // per lock
+  EXPECT_EQ(t.wait(3, c, "x", 0, true).status, LockTable::WaitStatus::Full);  // per lock
 }
 
 TEST(LockTableWait, SemaphoreAdmitsUpToLimitFifo) {
@@ -377,7 +377,7 @@ TEST(LockTableWait, OneQueuedWaitPerConnectionAndNoJumpingTheQueue) {
   // There is room under 5, but 1 queued first: no taking it without queueing.
   EXPECT_EQ(t.wait(2, h[2], "s", 5, false).status, LockTable::WaitStatus::Refused);
   EXPECT_EQ(t.wait(2, h[2], "s", 5, true).status, LockTable::WaitStatus::Queued);
-  EXPECT_EQ(t.wait(3, h[3], "x", 0, true).status, LockTable::WaitStatus::Refused);  // total 2
+  EXPECT_EQ(t.wait(3, h[3], "x", 0, true).status, LockTable::WaitStatus::Full);  // total 2
   EXPECT_EQ(t.acquire_shared(4, h[4], "s").holders, 2u);  // plain sg does not queue
   EXPECT_TRUE(t.grants().empty());
 }
