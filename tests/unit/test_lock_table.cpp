@@ -111,7 +111,7 @@ TEST(LockTableFlood, NamesCollidingUnderTheOldHashProbeLikeRandomOnes) {
   HashKey key;  // fixed, so the test is deterministic
   for (unsigned i = 0; i < key.bytes.size(); ++i)
     key.bytes[i] = static_cast<unsigned char>(i * 7 + 1);
-  const auto load = [&key](const std::vector<std::string>& names, LockTable& t) {
+  const auto load = [](const std::vector<std::string>& names, LockTable& t) {
     Holdings h;
     for (const std::string& name : names) ASSERT_TRUE(t.acquire(1, h, name).ok);
     for (const std::string& name : names) ASSERT_EQ(t.holder(name), 1u);
