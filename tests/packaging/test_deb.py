@@ -70,6 +70,19 @@ def main():
                   f"{u} is in /lib/systemd/system")
         check(os.path.isfile(os.path.join(root, "usr/share/man/man8/glockd.8.gz")),
               "glockd(8) is installed")
+        glock = os.path.join(root, "usr/bin/glock")
+        check(os.access(glock, os.X_OK), "the glock command is /usr/bin/glock")
+        r = run([glock, "--version"], timeout=10)
+        check(r.returncode == 0 and r.stdout.strip() == f"glock {version.split('-')[0]}",
+              f"/usr/bin/glock --version says {r.stdout.strip()!r}")
+        check(os.path.isfile(os.path.join(root, "usr/share/man/man1/glock.1.gz")),
+              "glock(1) is installed")
+        # glock(1) and glockd(8) name it by this path: not compressed.
+        protocol = os.path.join(root, "usr/share/doc/glockd/PROTOCOL.md")
+        with open(os.path.join(pkgtest.SOURCE_ROOT, "docs/PROTOCOL.md"), "rb") as f:
+            want = f.read()
+        check(os.path.isfile(protocol) and open(protocol, "rb").read() == want,
+              "docs/PROTOCOL.md is /usr/share/doc/glockd/PROTOCOL.md")
         conffiles = open(os.path.join(ctrl, "conffiles")).read().split()
         check(conffiles == ["/etc/default/glockd"], f"conffiles: {conffiles}")
         postinst = open(os.path.join(ctrl, "postinst")).read()

@@ -4,7 +4,8 @@ private pid/mount/uts/ipc/cgroup/network namespaces on a throw-away overlay of
 / (host / untouched),
 installs the package there with apt, and checks what a user of the package
 relies on: the sockets are enabled and listening, the first connection starts
-the sandboxed daemon, locks work and are orphaned on disconnect, a restart
+the sandboxed daemon, locks work and are orphaned on disconnect, glock run
+by an ordinary user finds the socket and runs a command under a lock, a restart
 keeps the sockets and serves a client that connects meanwhile, settings from
 /etc/default/glockd apply and survive an upgrade, stop and `apt remove` leave
 nothing running, and the journal has the daemon's lines.
@@ -13,6 +14,7 @@ Needs root and overlayfs; elsewhere it skips (77) saying why, except on CI
 (env CI set) or as root with overlayfs, where it must run.
 """
 import ctypes
+import json
 import os
 import re
 import shlex
@@ -442,6 +444,36 @@ def test(m, debname):
                 f"orphans {s['orphans']})")
     check(b.ask("g pkgtest") == "1 Lock Get Success: pkgtest",
           "the orphaned lock can be taken again")
+
+    # ---- glock, as an ordinary user, finds the packaged socket by itself (no
+    # --server, no GLOCKD_SERVER) and runs a command under a lock; a second
+    # glock exec of the same lock meanwhile is refused with 75.
+    script = ("id -u; glock locks --json; glock exec glocktest -- true; "
+              "echo second=$?; exit 7")
+    r = m.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+               "glock", "exec", "--name", "pkgtest-glock", "glocktest", "--",
+               "sh", "-c", script], check=False, timeout=30)
+    out = r.stdout.splitlines()
+    detail = f"exit {r.returncode}\n{r.stdout}{r.stderr}"
+    check(r.returncode == 7, "glock exec exits with the command's status (7)", detail)
+    uid = out[0] if out else "?"
+    check(uid.isdigit() and uid != "0", f"glock ran as a non-root user (uid {uid})", detail)
+    try:
+        listed = json.loads(out[1])
+    except (IndexError, ValueError):
+        listed = {}
+    check(listed.get("server") == f"unix:{UNIX_PATH}" and
+          {"lock": "glocktest", "type": "exclusive", "holder": "pkgtest-glock"}.items()
+          <= next((x for x in listed.get("locks", []) if x.get("lock") == "glocktest"),
+                  {}).items(),
+          "under glock exec, glock locks (default server: the packaged socket) shows "
+          "glocktest held by pkgtest-glock", detail)
+    check("second=75" in out and "glock: glocktest is held by another client" in r.stderr,
+          "a second glock exec of the held lock exits 75", detail)
+    r = m.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+               "glock", "inspect", "--json", "glocktest"], check=False, timeout=30)
+    check(r.returncode == 0 and '"exclusive":{"locked":false' in r.stdout,
+          "the lock is released when the command ends", r.stdout + r.stderr)
 
     # ---- The websocket/HTTP socket reaches the daemon; cross-origin upgrades
     # are refused by the packaged /etc/default/glockd.
