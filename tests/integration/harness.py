@@ -14,6 +14,10 @@ import tempfile
 import time
 import unittest
 import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ports  # noqa: E402  (tests/ports.py)
 
 BIN = os.environ.get("GLOCKD_BIN", "/work/main/build/glockd")
 
@@ -37,13 +41,8 @@ def b(x):
 
 
 def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port that was free on loopback a moment ago (tests/ports.py)."""
+    return ports.free_port()
 
 
 def require_binary():

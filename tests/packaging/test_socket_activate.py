@@ -24,16 +24,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pkgtest  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ports  # noqa: E402  (tests/ports.py)
 from pkgtest import check, failures, log  # noqa: E402
 
 GLOCKD = os.environ.get("GLOCKD_BIN")
 SSA = shutil.which("systemd-socket-activate")
-
-
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def have_ipv6():
@@ -135,7 +131,7 @@ class Activated:
 def named_fds(tmp):
     log("-- named fds: unix, tcp (127.0.0.1 and ::1), ws, as the packaged units name them")
     unix_path = os.path.join(tmp, "glockd.sock")
-    tcp, ws = free_port(), free_port()
+    tcp, ws = ports.free_port(), ports.free_port()
     listens, names = [unix_path, f"127.0.0.1:{tcp}"], ["unix", "tcp"]
     v6 = have_ipv6()
     if v6:
@@ -218,7 +214,7 @@ def crash_leaves_managers_socket(tmp):
 def unnamed_fds(tmp):
     log("-- unnamed fds: told apart by address family")
     unix_path = os.path.join(tmp, "unnamed.sock")
-    tcp = free_port()
+    tcp = ports.free_port()
     a = Activated(tmp, [f"127.0.0.1:{tcp}", unix_path])
     try:
         check(a.wait_listening(unix_path), "systemd-socket-activate listens", a.output())
@@ -237,7 +233,7 @@ def unnamed_fds(tmp):
 
 def not_a_stream(tmp):
     log("-- a datagram fd is refused with a message")
-    port = free_port()
+    port = ports.free_port()
     log_file = open(os.path.join(tmp, "dgram.log"), "w+")
     proc = subprocess.Popen([SSA, "-d", "-l", f"127.0.0.1:{port}", "--fdname=tcp", GLOCKD],
                             stdout=log_file, stderr=subprocess.STDOUT)
