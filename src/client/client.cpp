@@ -31,18 +31,21 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+// Rounded up, so that a poll() for this long does not end before the
+// deadline; capped for poll()'s int (the caller polls again).
 int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now()).count();
   return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
 }
 
-// Waits for `events` on fd until the deadline: 1 ready, 0 timed out.
+// Waits for `events` on fd until the deadline: 1 ready, 0 timed out. A
+// deadline beyond the cap (a `w` of kMaxWaitMs is 24 days) takes several polls.
 int wait_for(int fd, short events, Clock::time_point deadline) {
   for (;;) {
     pollfd p{fd, events, 0};
     const int n = ::poll(&p, 1, remaining_ms(deadline));
-    if (n >= 0) return n;
-    if (errno != EINTR) return -1;
+    if (n > 0 || (n == 0 && Clock::now() >= deadline)) return n;
+    if (n < 0 && errno != EINTR) return -1;
   }
 }
 
