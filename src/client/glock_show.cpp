@@ -32,8 +32,8 @@ int exit_code_for(const client::Error& error) {
 }
 
 std::optional<Client> connect(const Common& common, int& exit_code) {
-  std::string text = common.server;
-  if (text.empty()) {
+  std::string text = common.server.value_or("");
+  if (!common.server) {
     struct stat st{};
     const bool exists = ::stat(client::kPackagedSocket, &st) == 0 && S_ISSOCK(st.st_mode);
     text = client::default_server(std::getenv("GLOCKD_SERVER"), exists).text;

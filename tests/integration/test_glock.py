@@ -576,7 +576,7 @@ class Servers(GlockTestCase):
 
     def test_bad_forms_give_64(self):
         for form in ("bad://x", "tls://127.0.0.1:1", "127.0.0.1:0", "127.0.0.1:65536",
-                     "127.0.0.1:", "127.0.0.1:x", "unix:", ":9999", "[::1", "[::1]9",
+                     "127.0.0.1:", "127.0.0.1:x", "unix:", ":9999", "[::1", "[::1]9", "",
                      "unix:/" + "x" * 200):
             self.server = form
             rc, out, err = self.run_glock("exec", "L", "--", "true")
@@ -585,6 +585,10 @@ class Servers(GlockTestCase):
         env = dict(os.environ, GLOCKD_SERVER="bad://x")
         rc, out, err = self.run_glock("stats", server=False, env=env)
         self.assertEqual(rc, 64, status(rc, err))
+        # Given but empty (after the subcommand too) is not "the default".
+        rc, out, err = self.run_glock("stats", "--server", "", server=False)
+        self.assertEqual(rc, 64, status(rc, err))
+        self.assertIn("bad server address '': it is empty", err)
 
     def test_silent_server_gives_76(self):
         listener = socket.socket()
