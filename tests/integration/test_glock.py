@@ -350,6 +350,7 @@ class LostLock(GlockTestCase):
         rc = g.wait()
         self.assertEqual(rc, 74, status(rc, g.err()))
         self.assertIn("glock: lost the lock L: ", g.err())
+        self.assertIn("; stopping CMD (SIGTERM, SIGKILL after 10 s)\n", g.err())
         self.assertEqual(self.read("log"), "got TERM\n")
 
     def test_keep_running(self):
@@ -378,6 +379,7 @@ class LostLock(GlockTestCase):
         rc = g.wait()
         self.assertEqual(rc, 74, status(rc, g.err()))
         self.assertIn("lost the lock L", g.err())
+        self.assertIn("(SIGTERM, SIGKILL after 1 s)\n", g.err())
         self.assertIn("did not end after SIGTERM; sending SIGKILL", g.err())
         self.assert_gone(pid)  # glock reaped it
 
