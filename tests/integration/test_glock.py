@@ -520,6 +520,26 @@ class Inspection(GlockTestCase):
         self.wait_answer(raw, "i db: main", i_no("db: main"))
         self.wait_answer(raw, "si shared1", si_yes(1, "shared1"))
 
+    def test_inspect_splits_at_the_name_asked_for(self):
+        # The line "k: p: q" is lock "k: p" held by "q", or lock "k" held by
+        # "p: q"; inspect knows which lock it asked for.
+        self.start()
+        for name in ("p: q", "p: s"):
+            self.assertEqual(self.client(self.d).req("iam " + name), b"1 ok\n")
+        s = self.client(self.d)
+        self.assertEqual(s.req("iam s"), b"1 ok\n")
+        self.assertEqual(s.req("sg k: p"), b"1 Shared Lock Get Success: k: p\n")
+        gate = Gate(self)
+        self.glock("exec", "--name", "q", "k: p", "--", "sh", "-c", "read x", stdin=gate)
+        self.wait_held("k: p")
+        q_addr = [w["address"] for w in self.json_of("who", "q", "--json")]
+        self.assertEqual(self.json_of("inspect", "k: p", "--json"), {
+            "name": "k: p", "exclusive": {"locked": True, "holder": "q", "addresses": q_addr},
+            "shared": {"holders": 1, "names": ["s"]}})
+        rc, out, err = self.run_glock("inspect", "k: p")
+        self.assertEqual(out, "exclusive lock k: p: held by q (%s)\n"
+                              "shared lock k: p: 1 holder: s\n" % q_addr[0], err)
+
     def test_dump_disabled(self):
         self.start(args=["--dump=false"])
         self.assertEqual(self.raw.req("g L"), g_ok("L"))
