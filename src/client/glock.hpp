@@ -23,7 +23,10 @@ inline constexpr int kExitCannotRun = 126;             // CMD found but not runn
 inline constexpr int kExitNotFound = 127;              // CMD not found
 
 struct Common {
-  std::string server;  // empty: $GLOCKD_SERVER, the packaged socket, 127.0.0.1:9999
+  // --server; unset: $GLOCKD_SERVER, the packaged socket, 127.0.0.1:9999. Given
+  // but empty is an error, never the default: `--server "$UNSET"` must not
+  // quietly lock on another daemon.
+  std::optional<std::string> server;
   std::optional<std::string> name;  // --name; unset: a default for exec, none otherwise
   double timeout_seconds = 10;      // each request's deadline
   int keepalive_seconds = 10;

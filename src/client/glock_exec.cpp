@@ -114,6 +114,13 @@ void release(Client& c, const ExecOptions& o) {
   }
 }
 
+// "10", "0.5": std::to_string(double) would say "10.000000".
+std::string seconds_text(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", seconds);
+  return buf;
+}
+
 int status_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -231,7 +238,7 @@ int run_exec(const Common& common, const ExecOptions& o) {
         } else {
           complain("lost the lock " + o.lock + ": " + err->message +
                    "; stopping CMD (SIGTERM, SIGKILL after " +
-                   std::to_string(o.kill_after_seconds) + " s)");
+                   seconds_text(o.kill_after_seconds) + " s)");
           ::kill(child, SIGTERM);
           kill_at = Clock::now() + std::chrono::milliseconds(
                                        static_cast<long long>(o.kill_after_seconds * 1000));

@@ -47,8 +47,8 @@ bool valid_env_name(const std::string& s) {
   return true;
 }
 
-void add_common(CLI::App& app, Common& common) {
-  app.add_option("--server", common.server,
+void add_common(CLI::App& app, Common& common, std::string& server) {
+  app.add_option("--server", server,
                  "Daemon address: unix:/path, /path, host:port, tcp://host:port, [ipv6]:port "
                  "(default: $GLOCKD_SERVER, else /run/glockd/socket when it exists, else "
                  "127.0.0.1:9999)")
@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
   app.footer(kExitCodes);
   app.require_subcommand(1);
   Common common;
-  add_common(app, common);
+  std::string server_text;
+  add_common(app, common, server_text);
 
   ExecOptions exec;
   std::string wait_text = "0";
@@ -167,6 +168,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return usage(e.what());
   }
+  if (app.count("--server") > 0) common.server = server_text;
 
   if (ex->parsed()) {
     if (ex->count("--name") > 0) common.name = name_text;

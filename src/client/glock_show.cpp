@@ -32,8 +32,8 @@ int exit_code_for(const client::Error& error) {
 }
 
 std::optional<Client> connect(const Common& common, int& exit_code) {
-  std::string text = common.server;
-  if (text.empty()) {
+  std::string text = common.server.value_or("");
+  if (!common.server) {
     struct stat st{};
     const bool exists = ::stat(client::kPackagedSocket, &st) == 0 && S_ISSOCK(st.st_mode);
     text = client::default_server(std::getenv("GLOCKD_SERVER"), exists).text;
@@ -209,56 +209,67 @@ int run_inspect(const Common& common, const std::string& lock) {
   std::optional<client::Error> err;
   Names names = load_names(c, err);
   if (err) return failed(*err);
+  // `d NAME` and `sd NAME` answer only lines "NAME: HOLDER": the holder is
+  // what follows the name we asked for. (Splitting at a ": " instead, as
+  // `locks` must, can cut a lock name with ": " in the wrong place.)
+  const std::string prefix = lock + ": ";
+  auto holder_in = [&](const client::Holder& x) -> std::optional<std::string> {
+    const std::string line = x.lock + ": " + x.holder;
+    if (line.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+    return line.substr(prefix.size());
+  };
+  bool locked = *held;
+  std::uint64_t shared_count = *count;
   std::optional<std::string> holder;
   std::vector<std::string> shared;
   bool dump = true;
-  if (*held) {
+  if (locked) {
     auto h = c.holders(lock);
     if (!h && h.error().code != Errc::Disabled) return failed(h.error());
     dump = h.ok();
     if (h) {
       for (auto& x : *h) {
-        names.fix(x);
-        if (x.lock == lock) holder = x.holder;
+        if (auto name = holder_in(x)) holder = std::move(*name);
       }
+      locked = holder.has_value();  // else released since the `i`
     }
   }
-  if (*count > 0) {
+  if (shared_count > 0) {
     auto h = c.shared_holders(lock);
     if (!h && h.error().code != Errc::Disabled) return failed(h.error());
     dump = dump && h.ok();
     if (h) {
       for (auto& x : *h) {
-        names.fix(x);
-        if (x.lock == lock) shared.push_back(x.holder);
+        if (auto name = holder_in(x)) shared.push_back(std::move(*name));
       }
+      shared_count = shared.size();  // the later answer
     }
   }
   if (common.json) {
     std::printf("{\"name\":%s,\"exclusive\":{\"locked\":%s,\"holder\":%s,\"addresses\":%s},"
                 "\"shared\":{\"holders\":%llu,\"names\":%s}}\n",
-                json(lock).c_str(), *held ? "true" : "false",
+                json(lock).c_str(), locked ? "true" : "false",
                 holder ? json(*holder).c_str() : "null",
                 holder ? json_list(names.addresses(*holder)).c_str() : "[]",
-                static_cast<unsigned long long>(*count),
+                static_cast<unsigned long long>(shared_count),
                 dump ? json_list(shared).c_str() : "null");
     return 0;
   }
   std::printf("exclusive lock %s: %s\n", shown(lock).c_str(),
-              !*held ? "free"
+              !locked ? "free"
               : holder ? ("held by " + shown(*holder) +
                           (names.registered(*holder)
                                ? " (" + join(names.addresses(*holder), ", ") + ")"
                                : std::string()))
                              .c_str()
                        : "held (holders not shown: the daemon runs with --dump=false)");
-  if (*count == 0) {
+  if (shared_count == 0) {
     std::printf("shared lock %s: free\n", shown(lock).c_str());
   } else {
     std::vector<std::string> s;
     for (auto& h : shared) s.push_back(shown(h));
     std::printf("shared lock %s: %llu holder%s%s%s\n", shown(lock).c_str(),
-                static_cast<unsigned long long>(*count), *count == 1 ? "" : "s",
+                static_cast<unsigned long long>(shared_count), shared_count == 1 ? "" : "s",
                 dump ? ": " : "", dump ? join(s, ", ").c_str() : "");
   }
   return 0;
