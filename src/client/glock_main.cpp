@@ -23,7 +23,7 @@ constexpr const char* kExitCodes =
     "64 usage error; 126 CMD cannot be run; 127 CMD not found.\n"
     "--server, --timeout and --keepalive may come before or after the subcommand. "
     "Server: --server, else $GLOCKD_SERVER, else /run/glockd/socket when it exists, "
-    "else 127.0.0.1:9999. See glock(1) and the protocol in docs/PROTOCOL.md.";
+    "else 127.0.0.1:9999. See glock(1); the protocol: /usr/share/doc/glockd/PROTOCOL.md (docs/PROTOCOL.md in the source).";
 
 bool parse_wait(const std::string& text, std::optional<std::uint64_t>& out) {
   if (text == "forever") {
