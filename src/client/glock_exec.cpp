@@ -78,9 +78,16 @@ int acquire(Client& c, const ExecOptions& o, int& code) {
       held = *r;
     }
     if (held) return 1;
+    const auto spent = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+    // A failure well before the wait was up: the daemon would not queue it
+    // (--max-waiters, --max-waiters-per-lock). Asking again would only spin.
+    if (chunk > 0 && spent < chunk / 2) {
+      complain("the daemon refused to queue the wait for " + o.lock +
+               " (its --max-waiters or --max-waiters-per-lock; see its log)");
+      return 0;
+    }
     if (left) {
-      const auto spent = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
       *left -= std::min(*left, std::max(spent, chunk));
       if (*left == 0) return 0;
     }

@@ -272,6 +272,22 @@ class Refusals(GlockTestCase):
         self.assertEqual(rc, 75, status(rc, err))
         self.assertIn("S is held by 3 other clients (--limit 3)", err)
 
+    def test_wait_refused_at_max_waiters_gives_75_at_once(self):
+        # A w/sw the daemon will not queue comes back failed at once; a long
+        # or endless --wait must not take that for a passed wait and ask
+        # again in a tight loop.
+        self.start(args=("--max-waiters-per-lock", "0"))
+        self.assertEqual(self.raw.req("g L"), g_ok("L"))
+        self.assertEqual(self.raw.req("sw 1 0 S"), b"1 Shared Lock Get Success: S\n")
+        for args in (("--wait", "forever", "L"), ("--wait", "99999999999", "L"),
+                     ("--limit", "1", "--wait", "forever", "S")):
+            started = time.monotonic()
+            rc, out, err = self.run_glock("exec", *args, "--", "touch", self.path("ran"))
+            self.assertEqual(rc, 75, "%r: %s" % (args, status(rc, err)))
+            self.assertLess(time.monotonic() - started, TIMEOUT)
+            self.assertIn("refused to queue", err)
+        self.assertFalse(os.path.exists(self.path("ran")))
+
     def test_no_daemon_gives_69_naming_the_address(self):
         self.server = "unix:" + self.path("nothing.sock")
         rc, out, err = self.run_glock("exec", "L", "--", "true")
