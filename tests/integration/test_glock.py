@@ -559,6 +559,40 @@ class Inspection(GlockTestCase):
         self.wait_answer(raw, "i db: main", i_no("db: main"))
         self.wait_answer(raw, "si shared1", si_yes(1, "shared1"))
 
+    def test_odd_bytes_give_valid_json_and_an_inert_table(self):
+        # Names are bytes: what is not valid UTF-8 (overlong forms,
+        # surrogates, past U+10FFFF, stray bytes) must not reach the JSON raw,
+        # and no control character (C0, DEL, C1 such as U+009B, the 8-bit
+        # CSI) may reach the terminal raw.
+        self.start()
+        names = [b"a\xc0\x80b", b"c\xed\xa0\x80d", b"e\xf5\x80\x80\x80f",
+                 b"g\xf0\x80\x80\x80h", b"i\xf4\x90\x80\x80j", b"k\x9bl",
+                 b"c1\xc2\x9b31mX", b"esc\x1b[31mY", b"ok\xc3\xa9\xf0\x9f\x94\x92"]
+        for n in names:
+            self.assertEqual(self.raw.req(b"g " + n), b"1 Lock Get Success: " + n + b"\n")
+        g = self.glock("locks", "--json")
+        self.assertEqual(g.wait(), 0, g.err())
+        with open(g.out_path, "rb") as f:
+            got = json.loads(f.read().decode("utf-8"))  # strict: no surrogates either
+        locks = sorted(x["lock"] for x in got["locks"])
+        def decoded(n):
+            try:
+                return n.decode("utf-8")
+            except UnicodeDecodeError:
+                return n.decode("latin-1")  # each of these is invalid in all its bytes
+        self.assertEqual(locks, sorted(decoded(n) for n in names))
+        for args in (("locks",), ("inspect", "c1\u0080")):
+            g = self.glock(*args)
+            self.assertEqual(g.wait(), 0, g.err())
+            with open(g.out_path, "rb") as f:
+                text = f.read().decode("utf-8")  # valid UTF-8 too
+            for ch in text:
+                self.assertFalse(ord(ch) < 0x20 and ch != "\n" or 0x7f <= ord(ch) < 0xa0,
+                                 "%r in %r" % (ch, text))
+        rc, out, err = self.run_glock("locks")
+        self.assertIn("c1\\xc2\\x9b31mX", out)
+        self.assertIn("ok\u00e9\U0001f512", out)
+
     def test_inspect_splits_at_the_name_asked_for(self):
         # The line "k: p: q" is lock "k: p" held by "q", or lock "k" held by
         # "p: q"; inspect knows which lock it asked for.
