@@ -474,6 +474,27 @@ class Signals(GlockTestCase):
         self.assertEqual(rc, 143, status(rc, g.err()))
 
 
+    def test_sigchld_ignored_by_the_caller(self):
+        # SIG_IGN for SIGCHLD is inherited across exec and makes the kernel
+        # reap children itself: glock must still see CMD end (and release),
+        # and CMD must still get the disposition glock was given.
+        self.start()
+        env = {k: v for k, v in os.environ.items() if k != "GLOCKD_SERVER"}
+        p = subprocess.Popen([GLOCK, "--server", self.server, "exec", "L", "--", "grep",
+                              "^SigIgn:", "/proc/self/status"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN))
+        try:
+            out, err = p.communicate(timeout=LONG)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            self.fail("glock never noticed that CMD ended")
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.raw.req("i L"), i_no("L"))
+        self.assertTrue(int(out.split()[1], 16) & (1 << (signal.SIGCHLD - 1)), out)
+
+
 class Tokens(GlockTestCase):
 
     def test_tokens_strictly_increase(self):
