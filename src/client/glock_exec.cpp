@@ -78,21 +78,30 @@ int acquire(Client& c, const ExecOptions& o, int& code) {
       held = *r;
     }
     if (held) return 1;
+    const auto spent = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+    // A failure well before the wait was up: the daemon would not queue it
+    // (--max-waiters, --max-waiters-per-lock). Asking again would only spin.
+    if (chunk > 0 && spent < chunk / 2) {
+      complain("the daemon refused to queue the wait for " + o.lock +
+               " (its --max-waiters or --max-waiters-per-lock; see its log)");
+      return 0;
+    }
     if (left) {
-      const auto spent = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
       *left -= std::min(*left, std::max(spent, chunk));
       if (*left == 0) return 0;
     }
   }
 }
 
-[[noreturn]] void run_child(const ExecOptions& o, const sigset_t& old_mask, pid_t parent,
-                            int report_fd, const std::string& token) {
+[[noreturn]] void run_child(const ExecOptions& o, const sigset_t& old_mask,
+                            const struct sigaction& old_chld, pid_t parent, int report_fd,
+                            const std::string& token) {
   // CMD ends with glock: if glock is killed (SIGKILL too), its connection
   // and so the lock are gone, and CMD must not go on without it.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != parent) ::raise(SIGTERM);  // glock died before prctl
+  ::sigaction(SIGCHLD, &old_chld, nullptr);  // CMD gets what glock was given
   ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   if (!token.empty()) ::setenv(o.token_env.c_str(), token.c_str(), 1);
   std::vector<char*> argv;
@@ -172,6 +181,12 @@ int run_exec(const Common& common, const ExecOptions& o) {
   }
 
   // Signals become events on a signalfd from here on; CMD gets the old mask.
+  // SIGCHLD at SIG_IGN (inherited across exec) would have the kernel reap
+  // CMD unseen: glock would wait forever, lock held, and signal a pid that
+  // may be another process's by then.
+  struct sigaction dfl{}, old_chld{};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(SIGCHLD, &dfl, &old_chld);
   sigset_t handled, old_mask;
   sigemptyset(&handled);
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&handled, s);
@@ -193,7 +208,7 @@ int run_exec(const Common& common, const ExecOptions& o) {
     complain(std::string("fork: ") + std::strerror(errno));
     return kExitUnavailable;
   }
-  if (child == 0) run_child(o, old_mask, parent, report[1], token);
+  if (child == 0) run_child(o, old_mask, old_chld, parent, report[1], token);
   ::close(report[1]);
   int exec_errno = 0;
   ssize_t n;

@@ -59,54 +59,76 @@ std::optional<Client> connect(const Common& common, int& exit_code) {
 
 namespace {
 
+// The length of the valid UTF-8 sequence at s[i] (shortest form, no
+// surrogates, at most U+10FFFF) and its code point; 0 when s[i] starts none.
+std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) {
+    cp = c;
+    return 1;
+  }
+  const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                          : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  cp = c & (0x7f >> len);
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b >> 6) != 2) return 0;
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+bool is_control(char32_t cp) { return cp < 0x20 || (cp >= 0x7f && cp < 0xa0); }
+
 // JSON strings: valid UTF-8 passes, any other byte (names are opaque
 // bytes) is written as \u00XX, i.e. read as Latin-1.
 std::string json(std::string_view s) {
   std::string out = "\"";
   for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool valid = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; valid && k < len; ++k) {
-      valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
-    }
-    if (valid && len == 1) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += static_cast<char>(c);
-      } else if (c < 0x20 || c == 0x7f) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out += buf;
-      } else {
-        out += static_cast<char>(c);
-      }
-      ++i;
-    } else if (valid) {
+    char32_t cp = 0;
+    const std::size_t len = utf8_at(s, i, cp);
+    if (len == 1 && (cp == '"' || cp == '\\')) {
+      out += '\\';
+      out += static_cast<char>(cp);
+    } else if (len == 1 && cp >= 0x20 && cp != 0x7f) {
+      out += static_cast<char>(cp);
+    } else if (len > 1) {
       out.append(s.substr(i, len));
-      i += len;
-    } else {
+    } else {  // a control character, or a byte of no valid sequence
       char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      std::snprintf(buf, sizeof buf, "\\u%04x", len == 1 ? static_cast<unsigned>(cp)
+                                                          : static_cast<unsigned char>(s[i]));
       out += buf;
-      ++i;
+      i += 1;
+      continue;
     }
+    i += len;
   }
   return out + "\"";
 }
 
-// For a terminal: control bytes shown as \xNN, so a name cannot move the cursor.
+// For a terminal: control characters (C0, DEL, C1 such as the 8-bit CSI)
+// and bytes that are not valid UTF-8 shown as \xNN, so a name cannot move
+// the cursor or reach a terminal that reads 8-bit controls.
 std::string shown(std::string_view s) {
   std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
+  for (std::size_t i = 0; i < s.size();) {
+    char32_t cp = 0;
+    std::size_t len = utf8_at(s, i, cp);
+    if (len > 0 && !is_control(cp)) {
+      out.append(s.substr(i, len));
     } else {
-      out += ch;
+      len = std::max<std::size_t>(len, 1);
+      for (std::size_t k = 0; k < len; ++k) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(s[i + k]));
+        out += buf;
+      }
     }
+    i += len;
   }
   return out;
 }

@@ -272,6 +272,22 @@ class Refusals(GlockTestCase):
         self.assertEqual(rc, 75, status(rc, err))
         self.assertIn("S is held by 3 other clients (--limit 3)", err)
 
+    def test_wait_refused_at_max_waiters_gives_75_at_once(self):
+        # A w/sw the daemon will not queue comes back failed at once; a long
+        # or endless --wait must not take that for a passed wait and ask
+        # again in a tight loop.
+        self.start(args=("--max-waiters-per-lock", "0"))
+        self.assertEqual(self.raw.req("g L"), g_ok("L"))
+        self.assertEqual(self.raw.req("sw 1 0 S"), b"1 Shared Lock Get Success: S\n")
+        for args in (("--wait", "forever", "L"), ("--wait", "99999999999", "L"),
+                     ("--limit", "1", "--wait", "forever", "S")):
+            started = time.monotonic()
+            rc, out, err = self.run_glock("exec", *args, "--", "touch", self.path("ran"))
+            self.assertEqual(rc, 75, "%r: %s" % (args, status(rc, err)))
+            self.assertLess(time.monotonic() - started, TIMEOUT)
+            self.assertIn("refused to queue", err)
+        self.assertFalse(os.path.exists(self.path("ran")))
+
     def test_no_daemon_gives_69_naming_the_address(self):
         self.server = "unix:" + self.path("nothing.sock")
         rc, out, err = self.run_glock("exec", "L", "--", "true")
@@ -460,6 +476,27 @@ class Signals(GlockTestCase):
         self.assertEqual(rc, 143, status(rc, g.err()))
 
 
+    def test_sigchld_ignored_by_the_caller(self):
+        # SIG_IGN for SIGCHLD is inherited across exec and makes the kernel
+        # reap children itself: glock must still see CMD end (and release),
+        # and CMD must still get the disposition glock was given.
+        self.start()
+        env = {k: v for k, v in os.environ.items() if k != "GLOCKD_SERVER"}
+        p = subprocess.Popen([GLOCK, "--server", self.server, "exec", "L", "--", "grep",
+                              "^SigIgn:", "/proc/self/status"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN))
+        try:
+            out, err = p.communicate(timeout=LONG)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            self.fail("glock never noticed that CMD ended")
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.raw.req("i L"), i_no("L"))
+        self.assertTrue(int(out.split()[1], 16) & (1 << (signal.SIGCHLD - 1)), out)
+
+
 class Tokens(GlockTestCase):
 
     def test_tokens_strictly_increase(self):
@@ -544,6 +581,40 @@ class Inspection(GlockTestCase):
             g.open()
         self.wait_answer(raw, "i db: main", i_no("db: main"))
         self.wait_answer(raw, "si shared1", si_yes(1, "shared1"))
+
+    def test_odd_bytes_give_valid_json_and_an_inert_table(self):
+        # Names are bytes: what is not valid UTF-8 (overlong forms,
+        # surrogates, past U+10FFFF, stray bytes) must not reach the JSON raw,
+        # and no control character (C0, DEL, C1 such as U+009B, the 8-bit
+        # CSI) may reach the terminal raw.
+        self.start()
+        names = [b"a\xc0\x80b", b"c\xed\xa0\x80d", b"e\xf5\x80\x80\x80f",
+                 b"g\xf0\x80\x80\x80h", b"i\xf4\x90\x80\x80j", b"k\x9bl",
+                 b"c1\xc2\x9b31mX", b"esc\x1b[31mY", b"ok\xc3\xa9\xf0\x9f\x94\x92"]
+        for n in names:
+            self.assertEqual(self.raw.req(b"g " + n), b"1 Lock Get Success: " + n + b"\n")
+        g = self.glock("locks", "--json")
+        self.assertEqual(g.wait(), 0, g.err())
+        with open(g.out_path, "rb") as f:
+            got = json.loads(f.read().decode("utf-8"))  # strict: no surrogates either
+        locks = sorted(x["lock"] for x in got["locks"])
+        def decoded(n):
+            try:
+                return n.decode("utf-8")
+            except UnicodeDecodeError:
+                return n.decode("latin-1")  # each of these is invalid in all its bytes
+        self.assertEqual(locks, sorted(decoded(n) for n in names))
+        for args in (("locks",), ("inspect", "c1\u0080")):
+            g = self.glock(*args)
+            self.assertEqual(g.wait(), 0, g.err())
+            with open(g.out_path, "rb") as f:
+                text = f.read().decode("utf-8")  # valid UTF-8 too
+            for ch in text:
+                self.assertFalse(ord(ch) < 0x20 and ch != "\n" or 0x7f <= ord(ch) < 0xa0,
+                                 "%r in %r" % (ch, text))
+        rc, out, err = self.run_glock("locks")
+        self.assertIn("c1\\xc2\\x9b31mX", out)
+        self.assertIn("ok\u00e9\U0001f512", out)
 
     def test_inspect_splits_at_the_name_asked_for(self):
         # The line "k: p: q" is lock "k: p" held by "q", or lock "k" held by
