@@ -31,6 +31,25 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+// Text from the server (or a name) for a message: at most `max` bytes, and
+// no byte that a terminal could take for a control sequence.
+std::string printable(std::string_view s, std::size_t max) {
+  std::string out;
+  for (const char ch : s.substr(0, max)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
 // Rounded up, so that a poll() for this long does not end before the
 // deadline; capped for poll()'s int (the caller polls again).
 int remaining_ms(Clock::time_point deadline) {
@@ -191,9 +210,14 @@ Error Client::broken(Errc code, std::string message) {
 }
 
 Error Client::unexpected(std::string_view request, std::string_view answer) const {
-  std::string shown(answer.substr(0, 200));
   return Error{Errc::Protocol, "unexpected answer from glockd at " + address_.text() + " to '" +
-                                   std::string(request.substr(0, 100)) + "': '" + shown + "'"};
+                                   printable(request, 100) + "': '" + printable(answer, 200) + "'"};
+}
+
+Error Client::refused(std::string_view request, std::string_view line) const {
+  return Error{Errc::BadRequest, "glockd at " + address_.text() + " refused '" +
+                                     printable(request, 100) + "': " +
+                                     printable(line.substr(15), 200)};
 }
 
 Result<Done> Client::check_name(std::string_view name, const char* what) const {
@@ -294,12 +318,21 @@ Result<std::vector<std::string>> Client::call_lines(std::string request) {
   if (auto s = send_all(bytes, Clock::now() + options_.request_timeout, request); !s) {
     return s.error();
   }
+  // The whole answer has the request's deadline and the one-line size
+  // bound: a server trickling or flooding lines cannot hold or fill us.
+  const auto deadline = Clock::now() + options_.request_timeout;
+  std::size_t total = 0;
   std::vector<std::string> lines;
   for (;;) {
-    // The deadline is per line: a large table may take a while in all.
-    auto line = read_line(Clock::now() + options_.request_timeout, request);
+    auto line = read_line(deadline, request);
     if (!line) return line.error();
     if (*line == end_free || *line == end_held) return lines;
+    total += line->size() + 1;
+    if (total > kMaxAnswerLine) {
+      return broken(Errc::Protocol, "the answer to '" + request + "' from " + address_.text() +
+                                        " is over " + std::to_string(kMaxAnswerLine >> 20) +
+                                        " MiB");
+    }
     lines.push_back(std::move(*line));
   }
 }
@@ -310,7 +343,7 @@ Result<bool> Client::yes_no(std::string request, std::string_view yes, std::stri
   if (!line) return line.error();
   if (starts_with(*line, yes)) return true;
   if (starts_with(*line, no)) return false;
-  if (starts_with(*line, "0 Bad Request: ")) return Error{Errc::BadRequest, line->substr(15)};
+  if (starts_with(*line, "0 Bad Request: ")) return refused(request, *line);
   if (*line == "0 disabled") return Error{Errc::Disabled, "'" + request + "' is disabled on glockd at " + address_.text()};
   return broken(Errc::Protocol, unexpected(request, *line).message);
 }
@@ -319,7 +352,7 @@ Result<std::uint64_t> Client::counted(std::string request, std::string_view ok_t
                                       std::string_view fail_text, milliseconds extra) {
   auto line = call(request, extra);
   if (!line) return line.error();
-  if (starts_with(*line, "0 Bad Request: ")) return Error{Errc::BadRequest, line->substr(15)};
+  if (starts_with(*line, "0 Bad Request: ")) return refused(request, *line);
   if (auto nr = number_and_rest(*line)) {
     const auto [n, rest] = *nr;
     if (n > 0 && starts_with(rest, ok_text)) return n;
@@ -399,7 +432,7 @@ Result<std::vector<Holder>> parse_holders(std::vector<std::string> lines, const 
     const auto sep = line.rfind(": ");
     if (sep == std::string::npos) {
       return Error{Errc::Protocol, "unexpected line in the answer to '" + request + "': '" +
-                                       line.substr(0, 200) + "'"};
+                                       printable(line, 200) + "'"};
     }
     out.push_back(Holder{line.substr(0, sep), line.substr(sep + 2)});
   }
@@ -469,7 +502,7 @@ Result<Done> Client::iam(std::string_view name) {
     return Error{Errc::Disabled, "the registry is disabled on glockd at " + address_.text() +
                                      " (it runs with --registry=false)"};
   }
-  if (starts_with(*line, "0 Bad Request: ")) return Error{Errc::BadRequest, line->substr(15)};
+  if (starts_with(*line, "0 Bad Request: ")) return refused(request, *line);
   return broken(Errc::Protocol, unexpected(request, *line).message);
 }
 
@@ -489,7 +522,7 @@ Result<std::vector<Registration>> Client::who(std::optional<std::string_view> na
     const auto sep = line.find(": ");  // an address never contains ": "
     if (sep == std::string::npos) {
       return Error{Errc::Protocol, "unexpected line in the answer to 'who': '" +
-                                       line.substr(0, 200) + "'"};
+                                       printable(line, 200) + "'"};
     }
     out.push_back(Registration{line.substr(0, sep), line.substr(sep + 2)});
   }
@@ -504,7 +537,7 @@ Result<std::vector<Stat>> Client::stats() {
     const auto sep = line.find(": ");
     std::optional<std::uint64_t> v;
     if (sep != std::string::npos) v = parse_u64(std::string_view(line).substr(sep + 2));
-    if (!v) return Error{Errc::Protocol, "unexpected line in the answer to 'q': '" + line.substr(0, 200) + "'"};
+    if (!v) return Error{Errc::Protocol, "unexpected line in the answer to 'q': '" + printable(line, 200) + "'"};
     out.push_back(Stat{line.substr(0, sep), *v});
   }
   return out;
@@ -550,7 +583,7 @@ Result<std::uint32_t> Client::grace(std::uint32_t ms) {
       return static_cast<std::uint32_t>(*v);
     }
   }
-  if (starts_with(*line, "0 Bad Request: ")) return Error{Errc::BadRequest, line->substr(15)};
+  if (starts_with(*line, "0 Bad Request: ")) return refused(request, *line);
   return broken(Errc::Protocol, unexpected(request, *line).message);
 }
 
@@ -559,7 +592,7 @@ Result<std::string> Client::session() {
   if (!line) return line.error();
   constexpr std::string_view ok = "1 Session: ";
   if (starts_with(*line, ok) && line->size() > ok.size()) return line->substr(ok.size());
-  if (starts_with(*line, "0 Bad Request: ")) return Error{Errc::BadRequest, line->substr(15)};
+  if (starts_with(*line, "0 Bad Request: ")) return refused("session", *line);
   return broken(Errc::Protocol, unexpected("session", *line).message);
 }
 
@@ -577,7 +610,7 @@ Result<std::optional<Released>> Client::resume(std::string_view token) {
     }
   }
   if (*line == "0 Resume Failure") return std::optional<Released>();
-  if (starts_with(*line, "0 Bad Request: ")) return Error{Errc::BadRequest, line->substr(15)};
+  if (starts_with(*line, "0 Bad Request: ")) return refused(request, *line);
   return broken(Errc::Protocol, unexpected(request, *line).message);
 }
 

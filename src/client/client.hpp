@@ -125,6 +125,7 @@ class Client {
   Result<std::vector<std::string>> call_lines(std::string request);
   Error broken(Errc code, std::string message);
   Error unexpected(std::string_view request, std::string_view answer) const;
+  Error refused(std::string_view request, std::string_view line) const;  // "0 Bad Request: ..."
   Result<std::uint64_t> counted(std::string request, std::string_view ok_text,
                                 std::string_view fail_text, std::chrono::milliseconds extra = {});
   Result<bool> yes_no(std::string request, std::string_view yes, std::string_view no,

@@ -47,6 +47,34 @@ bool valid_env_name(const std::string& s) {
   return true;
 }
 
+// The daemon trims a name's ends and turns each run of whitespace into one
+// space (docs/PROTOCOL.md section 0), so " x" would silently be the lock
+// "x": such a name is refused with the name the daemon would use.
+std::string normalised(const std::string& name) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; };
+  std::string out;
+  bool gap = false;
+  for (char c : name) {
+    if (space(c)) {
+      gap = !out.empty();
+    } else {
+      if (gap) out += ' ';
+      gap = false;
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> name_problem(const char* what, const std::string& name) {
+  if (name.find('\n') != std::string::npos) return std::string(what) + " must not contain a newline";
+  const std::string n = normalised(name);
+  if (n == name) return std::nullopt;
+  return std::string(what) + " '" + name + "' would reach the daemon as '" + n +
+         "' (it trims the ends and turns each run of whitespace into one space); give '" + n +
+         "'";
+}
+
 void add_common(CLI::App& app, Common& common, std::string& server) {
   app.add_option("--server", server,
                  "Daemon address: unix:/path, /path, host:port, tcp://host:port, [ipv6]:port "
@@ -170,6 +198,12 @@ int main(int argc, char** argv) {
   }
   if (app.count("--server") > 0) common.server = server_text;
 
+  const std::pair<const char*, std::string> names[] = {
+      {"the lock name", ex->parsed() ? exec.lock : inspect_lock},
+      {"the client name", ex->parsed() ? name_text : who_name.value_or("")}};
+  for (const auto& [what, name] : names) {
+    if (auto problem = name_problem(what, name)) return usage(*problem);
+  }
   if (ex->parsed()) {
     if (ex->count("--name") > 0) common.name = name_text;
     if (had_separator) {

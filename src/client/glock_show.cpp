@@ -23,8 +23,8 @@ int exit_code_for(const client::Error& error) {
     case Errc::Connect:
     case Errc::Io:
     case Errc::Closed:
-    case Errc::Disabled:
-    case Errc::BadRequest: return kExitUnavailable;
+    case Errc::Disabled: return kExitUnavailable;
+    case Errc::BadRequest:  // a request this glock makes right: a server that is not our glockd
     case Errc::Timeout:
     case Errc::Protocol: return kExitProtocol;
   }

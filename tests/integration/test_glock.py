@@ -309,7 +309,14 @@ class Refusals(GlockTestCase):
                      ("exec", "L"),
                      ("exec", "L", "true", "--", "true"),
                      ("locks", "--", "true"),
-                     ("exec", "--limit", "0", "L", "--", "true")):
+                     ("exec", "--limit", "0", "L", "--", "true"),
+                     # names the daemon would trim or collapse: another lock
+                     ("exec", " L", "--", "true"),
+                     ("exec", "a  b", "--", "true"),
+                     ("exec", "a\tb", "--", "true"),
+                     ("exec", "--name", "me ", "L", "--", "true"),
+                     ("inspect", "L "),
+                     ("who", "  ")):
             rc, out, err = self.run_glock(*args)
             self.assertEqual(rc, 64, "%r: %s" % (args, status(rc, err)))
             self.assertTrue(err.startswith("glock: "), err)
@@ -735,6 +742,70 @@ class Servers(GlockTestCase):
         self.addCleanup(t.join, TIMEOUT)
         self.addCleanup(stop.set)  # cleanups run last first: stop, then join
         return listener.getsockname()[1]
+
+    def scripted_server(self, answer):
+        """A TCP port whose every connection gets answer(request_lines, send)
+        called once per batch it reads; answer sends what it likes."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        stop = threading.Event()
+
+        def serve():
+            socks = [listener]
+            while not stop.is_set():
+                for s in select.select(socks, [], [], 0.05)[0]:
+                    if s is listener:
+                        socks.append(listener.accept()[0])
+                        continue
+                    data = s.recv(65536)
+                    if not data:
+                        socks.remove(s)
+                        s.close()
+                        continue
+                    try:
+                        answer(data.split(b"\n"), s.sendall, stop)
+                    except OSError:
+                        socks.remove(s)
+                        s.close()
+            for s in socks:
+                s.close()
+        t = threading.Thread(target=serve)
+        t.start()
+        self.addCleanup(t.join, TIMEOUT)
+        self.addCleanup(stop.set)
+        return "127.0.0.1:%d" % listener.getsockname()[1]
+
+    def test_trickling_answer_ends_at_the_deadline(self):
+        """A line every 0.1 s, never the end marker: the whole answer has the
+        request's deadline, not each line."""
+        def trickle(lines, send, stop):
+            while not stop.wait(0.1):
+                send(b"lock: holder\n")
+        self.server = self.scripted_server(trickle)
+        started = time.monotonic()
+        rc, out, err = self.run_glock("--timeout", "1", "locks")
+        self.assertEqual(rc, 76, status(rc, err))
+        self.assertIn("within the deadline", err)
+        self.assertLess(time.monotonic() - started, TIMEOUT)
+
+    def test_hostile_answer_is_quoted_inert(self):
+        """A server's answer is quoted with control bytes escaped; a Bad
+        Request names the server and the request and gives 76."""
+        def escape(lines, send, stop):
+            for line in lines:
+                if line.startswith(b"g "):
+                    send(b"1 \x1b[31mred\x9b2J\n")
+                elif line.startswith(b"iam"):
+                    send(b"0 Bad Request: \x1b]0;title\x07\n")
+        self.server = self.scripted_server(escape)
+        rc, out, err = self.run_glock("exec", "--name", "", "L", "--", "touch", self.path("ran"))
+        self.assertEqual(rc, 76, status(rc, err))
+        self.assertIn("unexpected answer from glockd at %s to 'g L': '1 \\x1b[31mred\\x9b2J'"
+                      % self.server, err)
+        self.assertNotIn("\x1b", err)
+        rc, out, err = self.run_glock("exec", "--name", "n", "L", "--", "touch", self.path("ran"))
+        self.assertEqual(rc, 76, status(rc, err))
+        self.assertIn("glockd at %s refused 'iam n': \\x1b]0;title\\x07" % self.server, err)
+        self.assertFalse(os.path.exists(self.path("ran")))
 
     def test_silent_server_gives_76(self):
         self.server = "127.0.0.1:%d" % self.silent_server()
