@@ -42,3 +42,13 @@ def free_port(hosts=((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # last resort
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def have_ipv6():
+    """Whether ::1 can be bound here (some containers have no IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

@@ -442,38 +442,36 @@ Result<std::vector<Holder>> parse_holders(std::vector<std::string> lines, const 
 }  // namespace
 
 Result<std::vector<Holder>> Client::holders(std::optional<std::string_view> name) {
-  if (name) {
-    if (auto c = check_name(*name, "a lock name"); !c) return c.error();
-  }
-  const std::string request = name ? "d " + std::string(*name) : "d";
-  auto lines = call_lines(request);
-  if (!lines) return lines.error();
-  return parse_holders(std::move(*lines), request, address_);
+  return inspect("d", name);
 }
 
 Result<std::vector<Holder>> Client::shared_holders(std::optional<std::string_view> name) {
+  return inspect("sd", name);
+}
+
+Result<std::vector<Holder>> Client::inspect(std::string_view command,
+                                            std::optional<std::string_view> name) {
   if (name) {
     if (auto c = check_name(*name, "a lock name"); !c) return c.error();
   }
-  const std::string request = name ? "sd " + std::string(*name) : "sd";
+  const std::string request = std::string(command) + (name ? " " + std::string(*name) : "");
   auto lines = call_lines(request);
   if (!lines) return lines.error();
   return parse_holders(std::move(*lines), request, address_);
 }
 
-Result<std::string> Client::dump() {
-  auto line = call("dump");
-  if (!line) return line.error();
-  if (*line == "0 disabled") return Error{Errc::Disabled, "'dump' is disabled on glockd at " + address_.text()};
-  if (!starts_with(*line, "map[")) return broken(Errc::Protocol, unexpected("dump", *line).message);
-  return line;
-}
+Result<std::string> Client::dump() { return map_line("dump"); }
 
-Result<std::string> Client::dump_shared() {
-  auto line = call("dump shared");
+Result<std::string> Client::dump_shared() { return map_line("dump shared"); }
+
+Result<std::string> Client::map_line(std::string request) {
+  auto line = call(request);
   if (!line) return line.error();
-  if (*line == "0 disabled") return Error{Errc::Disabled, "'dump' is disabled on glockd at " + address_.text()};
-  if (!starts_with(*line, "map[")) return broken(Errc::Protocol, unexpected("dump shared", *line).message);
+  if (*line == "0 disabled") {
+    return Error{Errc::Disabled, "'dump' is disabled on glockd at " + address_.text() +
+                                     " (it runs with --dump=false)"};
+  }
+  if (!starts_with(*line, "map[")) return broken(Errc::Protocol, unexpected(request, *line).message);
   return line;
 }
 

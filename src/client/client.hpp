@@ -123,6 +123,9 @@ class Client {
   Result<std::string> read_line(Clock::time_point deadline, std::string_view what);
   Result<std::string> call(std::string request, std::chrono::milliseconds extra = {});
   Result<std::vector<std::string>> call_lines(std::string request);
+  Result<std::string> map_line(std::string request);  // dump, dump shared
+  Result<std::vector<Holder>> inspect(std::string_view command,  // d or sd
+                                      std::optional<std::string_view> name);
   Error broken(Errc code, std::string message);
   Error unexpected(std::string_view request, std::string_view answer) const;
   Error refused(std::string_view request, std::string_view line) const;  // "0 Bad Request: ..."

@@ -18,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DaemonTestCase, Q_KEYS, TIMEOUT, check_sanitizer_output,  # noqa: E402
                      free_port, g_ok, i_no, i_yes, si_yes, tail)
+import ports  # noqa: E402  (tests/ports.py, on the path harness set)
 
 GLOCK = os.environ.get("GLOCK_BIN", "/work/main/build/glock")
 LONG = 3 * TIMEOUT  # bound for a glock process to end; only there to never hang
@@ -673,12 +674,7 @@ class Inspection(GlockTestCase):
 
 
 def have_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
+    return ports.have_ipv6()
 
 
 class Servers(GlockTestCase):
@@ -723,25 +719,7 @@ class Servers(GlockTestCase):
 
     def silent_server(self):
         """A TCP port that accepts and reads everything, and never answers."""
-        listener = socket.create_server(("127.0.0.1", 0))
-        stop = threading.Event()
-
-        def serve():
-            socks = [listener]
-            while not stop.is_set():
-                for s in select.select(socks, [], [], 0.05)[0]:
-                    if s is listener:
-                        socks.append(listener.accept()[0])
-                    elif not s.recv(65536):
-                        socks.remove(s)
-                        s.close()
-            for s in socks:
-                s.close()
-        t = threading.Thread(target=serve)
-        t.start()
-        self.addCleanup(t.join, TIMEOUT)
-        self.addCleanup(stop.set)  # cleanups run last first: stop, then join
-        return listener.getsockname()[1]
+        return self.scripted_server(lambda lines, send, stop: None)
 
     def scripted_server(self, answer):
         """A TCP port whose every connection gets answer(request_lines, send)
@@ -808,7 +786,7 @@ class Servers(GlockTestCase):
         self.assertFalse(os.path.exists(self.path("ran")))
 
     def test_silent_server_gives_76(self):
-        self.server = "127.0.0.1:%d" % self.silent_server()
+        self.server = self.silent_server()
         for name in ((), ("--name", "")):  # stuck at iam, or at the w
             rc, out, err = self.run_glock("--timeout", "0.5", "exec", "--wait", "100", *name,
                                           "L", "--", "touch", self.path("ran"))

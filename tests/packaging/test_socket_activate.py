@@ -33,12 +33,7 @@ SSA = shutil.which("systemd-socket-activate")
 
 
 def have_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
+    return ports.have_ipv6()
 
 
 class Client:
