@@ -1,5 +1,6 @@
 // Parsing glock's server addresses.
 #include "client/address.hpp"
+#include "client/text.hpp"
 
 #include <sys/un.h>
 
@@ -8,8 +9,6 @@
 namespace glockd::client {
 
 namespace {
-
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 Error bad(std::string_view text, const std::string& why) {
   return Error{Errc::Address, "bad server address '" + std::string(text) + "': " + why +
