@@ -81,10 +81,11 @@ int acquire(Client& c, const ExecOptions& o, int& code) {
     const auto spent = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
     // A failure well before the wait was up: the daemon would not queue it
-    // (--max-waiters, --max-waiters-per-lock). Asking again would only spin.
+    // (one of its limits). Asking again would only spin.
     if (chunk > 0 && spent < chunk / 2) {
       complain("the daemon refused to queue the wait for " + o.lock +
-               " (its --max-waiters or --max-waiters-per-lock; see its log)");
+               " (one of its limits: --max-waiters, --max-waiters-per-lock, "
+               "--max-locks-per-connection or --max-memory; see its log)");
       return 0;
     }
     if (left) {
