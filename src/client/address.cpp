@@ -80,21 +80,6 @@ Result<Address> parse_tcp(std::string_view all, std::string_view hp) {
 
 }  // namespace
 
-const char* errc_name(Errc code) {
-  switch (code) {
-    case Errc::Usage: return "usage";
-    case Errc::Address: return "address";
-    case Errc::Connect: return "connect";
-    case Errc::Io: return "io";
-    case Errc::Closed: return "closed";
-    case Errc::Timeout: return "timeout";
-    case Errc::Protocol: return "protocol";
-    case Errc::Disabled: return "disabled";
-    case Errc::BadRequest: return "bad request";
-  }
-  return "?";
-}
-
 std::string Address::text() const {
   if (kind == Kind::Unix) return "unix:" + path;
   const bool v6 = host.find(':') != std::string::npos;

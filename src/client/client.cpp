@@ -20,6 +20,21 @@ std::optional<std::pair<std::uint64_t, std::string_view>> number_and_rest(std::s
 
 }  // namespace
 
+const char* errc_name(Errc code) {
+  switch (code) {
+    case Errc::Usage: return "usage";
+    case Errc::Address: return "address";
+    case Errc::Connect: return "connect";
+    case Errc::Io: return "io";
+    case Errc::Closed: return "closed";
+    case Errc::Timeout: return "timeout";
+    case Errc::Protocol: return "protocol";
+    case Errc::Disabled: return "disabled";
+    case Errc::BadRequest: return "bad request";
+  }
+  return "?";
+}
+
 Result<bool> Client::yes_no(std::string request, std::string_view yes, std::string_view no,
                             milliseconds extra) {
   auto line = call(request, extra);
