@@ -4,9 +4,9 @@
 set -euo pipefail
 
 build_deps=(meson ninja-build g++ pkg-config liburing-dev libcli11-dev libspdlog-dev
-            libsystemd-dev nettle-dev libsodium-dev)
+            libsystemd-dev nettle-dev libsodium-dev libssl-dev)
 test_deps=(libgtest-dev clang libclang-rt-14-dev python3 python3-websockets chromium
-           systemd systemd-container debhelper dpkg-dev fakeroot lintian iproute2)
+           systemd systemd-container debhelper dpkg-dev fakeroot lintian iproute2 openssl)
 
 install_missing() {
   local missing=()

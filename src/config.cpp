@@ -119,6 +119,33 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                  "restarts and crashes whatever the clock does; must be writable")
       ->type_name("DIR");
 
+  app.add_flag("--ssl", config.ssl,
+               "TLS on the TCP port (1.2 and 1.3 only), with a client certificate required "
+               "and verified against --ssl-ca; plain TCP is refused");
+  app.add_option("--ssl-cert", config.ssl_cert,
+                 "PEM file: the server's certificate, then any intermediates (--ssl, "
+                 "--ws-ssl); reread on SIGHUP")->type_name("FILE");
+  app.add_option("--ssl-key", config.ssl_key,
+                 "PEM file: the private key of --ssl-cert; reread on SIGHUP")->type_name("FILE");
+  app.add_option("--ssl-ca", config.ssl_ca,
+                 "PEM file: the CAs that sign client certificates on the TCP port; reread on "
+                 "SIGHUP")->type_name("FILE");
+  app.add_option("--ssl-crl", config.ssl_crl,
+                 "PEM file: certificate revocation lists for client certificates (--ssl-ca, "
+                 "--ws-ssl-ca); reread on SIGHUP")->type_name("FILE");
+  app.add_option("--ssl-handshake-timeout", config.ssl_handshake_timeout_seconds,
+                 "Seconds a TLS client has to finish its handshake before it is dropped")
+      ->check(CLI::Range(1, 3600));
+  app.add_flag("--ssl-subject-name", config.ssl_subject_name,
+               "A client certificate's subject CN becomes the connection's registered name "
+               "(as with iam), shown by d and who");
+  app.add_flag("--ws-ssl", config.ws_ssl,
+               "TLS on the websocket/HTTP port (wss://, https://), with --ssl-cert and "
+               "--ssl-key");
+  app.add_option("--ws-ssl-ca", config.ws_ssl_ca,
+                 "PEM file: with --ws-ssl, require client certificates on the websocket/HTTP "
+                 "port, signed by these CAs")->type_name("FILE");
+
   // The long names CLI11 knows, so the Go forms follow every flag defined above.
   std::vector<std::string> long_names;
   for (const CLI::Option* opt : app.get_options())
@@ -150,6 +177,32 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
                 " bytes is too small to serve anyone; give at least 1MiB (or 0 for the "
                 "default)\n"};
   }
+  if (std::string err = check_tls_flags(config); !err.empty())
+    return {ParseOutcome::Action::ExitError, "glockd: " + err + "\n"};
+  return {};
+}
+
+std::string check_tls_flags(const Config& c) {
+  if (c.ssl && c.port == 0)
+    return "--ssl secures the TCP port, but --port is 0: give a port, or drop --ssl";
+  if (c.tls_anywhere()) {
+    const char* who = c.ssl ? "--ssl" : "--ws-ssl";
+    if (c.ssl_cert.empty())
+      return std::string(who) + " needs --ssl-cert FILE (the server's certificate, PEM)";
+    if (c.ssl_key.empty())
+      return std::string(who) + " needs --ssl-key FILE (the private key of --ssl-cert, PEM)";
+  } else if (!c.ssl_cert.empty() || !c.ssl_key.empty() || !c.ssl_ca.empty() ||
+             !c.ssl_crl.empty() || c.ssl_subject_name) {
+    return "--ssl-cert, --ssl-key, --ssl-ca, --ssl-crl and --ssl-subject-name take effect "
+           "only with --ssl (the TCP port) or --ws-ssl (the websocket port): add one";
+  }
+  if (c.ssl && c.ssl_ca.empty())
+    return "--ssl requires client certificates: give --ssl-ca FILE (the CAs that sign "
+           "them, PEM)";
+  if (!c.ws_ssl_ca.empty() && !c.ws_ssl)
+    return "--ws-ssl-ca takes effect only with --ws-ssl: add it";
+  if (c.ws_ssl && c.ws_port == 0)
+    return "--ws-ssl secures the websocket port, but --ws is 0: give a port, or drop --ws-ssl";
   return {};
 }
 

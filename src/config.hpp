@@ -26,6 +26,7 @@ inline constexpr std::size_t kDefaultMaxInputPerConnection = 1024 * 1024;
 inline constexpr std::size_t kDefaultMaxLocksPerConnection = 10000;
 inline constexpr int kDefaultWsMessageTimeout = 10;
 inline constexpr std::size_t kMinMaxMemory = 1024 * 1024;
+inline constexpr int kDefaultSslHandshakeTimeout = 10;
 
 struct Config {
   int port = kDefaultPort;              // 0: no TCP listener
@@ -55,6 +56,18 @@ struct Config {
   std::size_t max_locks_per_connection = kDefaultMaxLocksPerConnection;    // 0: no bound
   std::size_t max_memory = 0;           // 0: a quarter of what the daemon may use (at start)
   int ws_message_timeout_seconds = kDefaultWsMessageTimeout;  // a started message must end
+  // TLS (the original's -ssl flags): with `ssl` the TCP port speaks only
+  // TLS and requires a client certificate signed by `ssl_ca`.
+  bool ssl = false;
+  std::string ssl_cert;                 // PEM: the server's certificate (chain)
+  std::string ssl_key;                  // PEM: its private key
+  std::string ssl_ca;                   // PEM: CAs that sign client certificates
+  std::string ssl_crl;                  // PEM: revoked client certificates (optional)
+  int ssl_handshake_timeout_seconds = kDefaultSslHandshakeTimeout;
+  bool ssl_subject_name = false;        // the client certificate's CN is its `iam` name
+  bool ws_ssl = false;                  // the websocket/HTTP port speaks TLS (wss, https)
+  std::string ws_ssl_ca;                // client certificates there, signed by these CAs
+  bool tls_anywhere() const { return ssl || ws_ssl; }
 };
 
 struct ParseOutcome {
@@ -63,6 +76,9 @@ struct ParseOutcome {
 };
 
 ParseOutcome parse_command_line(int argc, char** argv, Config& config);
+
+// Which TLS flags go together; the error (a usage error) or empty.
+std::string check_tls_flags(const Config& config);
 
 // Rewrites single-dash long flags (-port, -dump=false) to --port, --dump=false
 // so CLI11 (which wants two dashes) sees what Go's flag package accepted.
