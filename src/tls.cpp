@@ -187,7 +187,8 @@ bool load_key(SSL_CTX* ctx, const Files& f, std::string& error) {
     return error = where("--ssl-key", f.key) +
                    (encrypted ? "the key is encrypted; glockd cannot ask for a pass phrase: "
                                 "decrypt it (openssl pkey -in KEY -out PLAIN)"
-                              : "no private key in it (" + reason + ")"),
+                              : "no private key in it (expected PEM: -----BEGIN PRIVATE "
+                                "KEY-----; OpenSSL says: " + reason + ")"),
            false;
   }
   const int used = SSL_CTX_use_PrivateKey(ctx, key);
