@@ -154,6 +154,7 @@ class Client {
   Address address_;
   Options options_;
   std::string in_;  // bytes received past the last line returned
+  bool answered_ = false;  // a line has come
 };
 
 }  // namespace glockd::client

@@ -132,6 +132,7 @@ Result<std::string> Client::read_line(Clock::time_point deadline, std::string_vi
     if (nl != std::string::npos) {
       std::string line = in_.substr(0, nl);
       in_.erase(0, nl + 1);
+      answered_ = true;
       if (!line.empty() && line.back() == '\r') line.pop_back();  // the original's \r\n
       return line;
     }
@@ -144,10 +145,15 @@ Result<std::string> Client::read_line(Clock::time_point deadline, std::string_vi
     const Step s = receive_some(fd_.get(), tls_.get(), buf, sizeof buf);
     switch (s.kind) {
       case Step::Moved: in_.append(buf, s.n); continue;
-      case Step::End:
-        return broken(Errc::Closed, "glockd at " + address_.text() +
-                                        " closed the connection before answering '" +
-                                        std::string(what) + "'");
+      case Step::End: {
+        std::string msg = "glockd at " + address_.text() +
+                          " closed the connection before answering '" + std::string(what) + "'";
+        if (!answered_ && address_.kind == Address::Kind::Tcp && !address_.tls) {
+          msg += " (a glockd with --ssl closes a connection that does not speak TLS: is it "
+                 "tls://" + address_.text() + "?)";
+        }
+        return broken(Errc::Closed, msg);
+      }
       case Step::Failed:
         return broken(s.code, "the connection to glockd at " + address_.text() +
                                   " failed: " + s.why);
