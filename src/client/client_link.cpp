@@ -52,8 +52,9 @@ Step send_some(int fd, TlsSession* tls, std::string_view bytes) {
     const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) return Step{Step::Moved, static_cast<std::size_t>(n)};
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Step{Step::WantWrite};
-    return Step{Step::Failed, 0, errno_text(errno), errno == EPIPE ? Errc::Closed : Errc::Io};
+    const int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) return Step{Step::WantWrite};
+    return Step{Step::Failed, 0, errno_text(e), e == EPIPE ? Errc::Closed : Errc::Io};
   }
 }
 
@@ -108,7 +109,8 @@ Result<Done> Client::send_all(std::string_view bytes, Clock::time_point deadline
     const Step s = send_some(fd_.get(), tls_.get(), bytes);
     switch (s.kind) {
       case Step::Moved: bytes.remove_prefix(s.n); continue;
-      case Step::End:  // (only reading sees the end)
+      case Step::End:  // TLS: what the write had to read first was the end
+        return broken(Errc::Closed, "glockd at " + address_.text() + " closed the connection");
       case Step::Failed:
         return broken(s.code, "sending to glockd at " + address_.text() + " failed: " + s.why);
       case Step::WantRead:
