@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -897,6 +898,54 @@ class Tls(GlockTestCase):
             self.assertIn("glock: lost the lock L: glockd at %s closed the connection; stopping "
                           "CMD (SIGTERM, SIGKILL after 10 s)\n" % self.server, g.err())
             self.assertEqual(self.read("log%d" % k), "got TERM\n")
+
+    def test_close_notify_alone_ends_the_lock(self):
+        """A server that says close_notify and keeps the TCP connection open
+        until glock closes it: glock must take the close_notify itself for
+        the end (a FIN comes only after glock has reacted)."""
+        p = self.pki
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(p["server"], p["server_key"])
+        ctx.load_verify_locations(p["ca"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(TIMEOUT)
+        self.addCleanup(listener.close)
+        say_goodbye = threading.Event()
+
+        def serve():
+            conn = listener.accept()[0]
+            with ctx.wrap_socket(conn, server_side=True) as s:
+                s.settimeout(TIMEOUT)
+                buf = b""
+                while not buf.endswith(b"g L\n"):
+                    data = s.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                    if data.startswith(b"iam "):
+                        s.sendall(b"1 ok\n")
+                s.sendall(g_ok("L"))
+                say_goodbye.wait(LONG)
+                s.settimeout(None)  # until glock closes: it must not wait for a FIN
+                try:
+                    s.unwrap()  # close_notify, then wait for glock's end
+                except (OSError, ssl.SSLError):
+                    pass
+        t = threading.Thread(target=serve)
+        t.start()
+        self.addCleanup(t.join, LONG)
+        self.addCleanup(say_goodbye.set)
+        self.server = "tls://127.0.0.1:%d" % listener.getsockname()[1]
+        log, ready = self.path("log"), self.path("ready")
+        g = self.glock(*self.files(), "exec", "L", "--", "sh", "-c", TRAPS, "sh", log, ready, "0")
+        self.wait_pid_file("ready")
+        say_goodbye.set()
+        rc = g.wait()
+        self.assertEqual(rc, 74, status(rc, g.err()))
+        self.assertIn("glock: lost the lock L: glockd at %s closed the connection; stopping "
+                      "CMD" % self.server, g.err())
+        self.assertEqual(self.read("log"), "got TERM\n")
 
     def test_server_not_signed_by_our_ca_gives_69(self):
         self.start_tls()
