@@ -156,6 +156,8 @@ Step TlsSession::failed(int ret) {
   } else if (reason > SSL_AD_REASON_OFFSET && certificate_alert(reason - SSL_AD_REASON_OFFSET)) {
     why += has_certificate_ ? " (the server refused our client certificate)"
                             : " (the server wants a client certificate; we sent none)";
+  } else if (reason == SSL_AD_REASON_OFFSET + SSL_AD_HANDSHAKE_FAILURE && !has_certificate_) {
+    why += " (a TLS 1.2 server says this when it wants a client certificate; we sent none)";
   } else if (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || reason == SSL_R_UNSUPPORTED_PROTOCOL) {
     why += " (this client speaks TLS 1.2 and 1.3 only)";
   }

@@ -899,23 +899,31 @@ class Tls(GlockTestCase):
                           "CMD (SIGTERM, SIGKILL after 10 s)\n" % self.server, g.err())
             self.assertEqual(self.read("log%d" % k), "got TERM\n")
 
-    def test_close_notify_alone_ends_the_lock(self):
-        """A server that says close_notify and keeps the TCP connection open
-        until glock closes it: glock must take the close_notify itself for
-        the end (a FIN comes only after glock has reacted)."""
+    def python_tls_server(self, tls12=False):
+        """A TLS port (Python's ssl; the PKI's server certificate, client
+        certificates of ca required; TLS 1.2 only with tls12) that answers
+        one glock exec's iam and g L, then, once the returned event is set,
+        says close_notify and keeps the TCP connection open until glock
+        closes it. Its tls:// address and the event."""
         p = self.pki
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(p["server"], p["server_key"])
         ctx.load_verify_locations(p["ca"])
         ctx.verify_mode = ssl.CERT_REQUIRED
+        if tls12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         listener = socket.create_server(("127.0.0.1", 0))
         listener.settimeout(TIMEOUT)
         self.addCleanup(listener.close)
         say_goodbye = threading.Event()
 
         def serve():
-            conn = listener.accept()[0]
-            with ctx.wrap_socket(conn, server_side=True) as s:
+            try:
+                conn = listener.accept()[0]
+                s = ctx.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                return  # a refused handshake: glock says why
+            with s:
                 s.settimeout(TIMEOUT)
                 buf = b""
                 while not buf.endswith(b"g L\n"):
@@ -936,16 +944,37 @@ class Tls(GlockTestCase):
         t.start()
         self.addCleanup(t.join, LONG)
         self.addCleanup(say_goodbye.set)
-        self.server = "tls://127.0.0.1:%d" % listener.getsockname()[1]
-        log, ready = self.path("log"), self.path("ready")
-        g = self.glock(*self.files(), "exec", "L", "--", "sh", "-c", TRAPS, "sh", log, ready, "0")
-        self.wait_pid_file("ready")
-        say_goodbye.set()
-        rc = g.wait()
-        self.assertEqual(rc, 74, status(rc, g.err()))
-        self.assertIn("glock: lost the lock L: glockd at %s closed the connection; stopping "
-                      "CMD" % self.server, g.err())
-        self.assertEqual(self.read("log"), "got TERM\n")
+        return "tls://127.0.0.1:%d" % listener.getsockname()[1], say_goodbye
+
+    def test_close_notify_alone_ends_the_lock(self):
+        """close_notify with the TCP connection kept open: glock must take
+        it for the end itself (a FIN comes only after glock has reacted).
+        Over TLS 1.3 and 1.2."""
+        for k, tls12 in enumerate((False, True)):
+            self.server, say_goodbye = self.python_tls_server(tls12)
+            log, ready = self.path("log%d" % k), self.path("ready%d" % k)
+            g = self.glock(*self.files(), "exec", "L", "--", "sh", "-c", TRAPS, "sh", log, ready,
+                           "0")
+            self.wait_pid_file("ready%d" % k)
+            say_goodbye.set()
+            rc = g.wait()
+            self.assertEqual(rc, 74, status(rc, g.err()))
+            self.assertIn("glock: lost the lock L: glockd at %s closed the connection; stopping "
+                          "CMD" % self.server, g.err())
+            self.assertEqual(self.read("log%d" % k), "got TERM\n")
+
+    def test_tls12_server_refusing_in_the_handshake_gives_69(self):
+        """Over TLS 1.2 a server refuses a client certificate during the
+        handshake (over 1.3, after it: see the glockd tests below)."""
+        for files, says in ((self.files(client=None), "we sent none"),
+                            (self.files(client="other_client"),
+                             "(the server refused our client certificate)")):
+            self.server, _ = self.python_tls_server(tls12=True)
+            rc, out, err = self.run_glock(*files, "exec", "L", "--", "touch", self.path("ran"))
+            self.assertEqual(rc, 69, status(rc, err))
+            self.assertIn("glock: TLS handshake with glockd at %s failed: " % self.server, err)
+            self.assertIn(says, err)
+        self.assertFalse(os.path.exists(self.path("ran")))
 
     def test_server_not_signed_by_our_ca_gives_69(self):
         self.start_tls()
