@@ -175,6 +175,8 @@ class Connection {
   bool peer_eof = false;          // the peer's FIN (or an error) was read
   bool fin_seen = false;          // Throttled: the hangup poll saw the peer's FIN
   bool handshake_queued = false;  // its TLS handshake waits for CPU in a later turn
+  bool tls_warm = false;          // listed in Loop::tls_warm_: TLS buffers kept
+  bool tls_used = false;          // read or written since the last sweep
   std::array<std::int64_t, kDeadlines> deadlines{};  // 0: none
   Session session;
   LineReader reader;

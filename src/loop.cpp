@@ -144,6 +144,7 @@ int Loop::run() {
       // About to sleep: give back what a burst left behind, and sleep no
       // longer than the earliest deadline.
       std::int64_t wake = maybe_trim();
+      if (!tls_warm_.empty() && (wake < 0 || next_tls_sweep_ < wake)) wake = next_tls_sweep_;
       if (!deadlines_.empty() && (wake < 0 || std::get<0>(*deadlines_.begin()) < wake))
         wake = std::get<0>(*deadlines_.begin());
       if (wake >= 0) timeout = std::max<std::int64_t>(0, wake - now_ns());
@@ -366,9 +367,13 @@ void Loop::end_of_turn() {
   for (ConnId id : flush_queue_) {
     Connection& c = conns_.at(id);
     c.queued_for_flush = false;
-    if (c.open() && c.take_output()) send_rest(c);
+    if (c.open() && c.take_output()) {
+      if (!c.stream().shared()) tls_used(c);
+      send_rest(c);
+    }
   }
   flush_queue_.clear();
+  if (!tls_warm_.empty() && now_ns() >= next_tls_sweep_) sweep_tls_buffers();
   // Re-arm recvs that ended (ENOBUFS, or single-shot mode) now that the
   // buffers of this batch are back in the ring.
   for (ConnId id : rearm_queue_) {

@@ -187,6 +187,16 @@ class Loop final {
   void handshake_timeout(Connection& c);
   void serve_deferred_handshakes();
   void reload_tls(std::uint32_t pid);
+  // A TLS connection read or wrote: its record buffers are kept while it
+  // does, and freed once a sweep finds it unused (about every second).
+  void tls_used(Connection& c) {
+    c.tls_used = true;
+    if (!c.tls_warm) {
+      c.tls_warm = true;
+      tls_warm_.emplace_back(c.session.id, c.gen);
+    }
+  }
+  void sweep_tls_buffers();
 
   // loop_close.cpp: the end of connections and of the loop.
   void on_signal(const io_uring_cqe& cqe);
@@ -284,6 +294,8 @@ class Loop final {
   std::vector<std::pair<ConnId, std::uint32_t>> handshake_backlog_;  // (slot, gen), in order
   std::int64_t handshake_spent_ns_ = 0;  // handshake CPU this turn
   std::size_t open_tls_ = 0;
+  std::vector<std::pair<ConnId, std::uint32_t>> tls_warm_;  // (slot, gen) with buffers kept
+  std::int64_t next_tls_sweep_ = 0;
   std::uint64_t tls_handshakes_ = 0;
   std::uint64_t tls_failures_ = 0;
   std::uint64_t tls_timeouts_ = 0;

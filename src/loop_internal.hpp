@@ -22,6 +22,8 @@ constexpr std::uint32_t kClockEvery = 64;
 // turn once they have taken this long in it; the rest continue next turn,
 // in order, so a burst of them cannot hold other clients' answers up.
 constexpr std::chrono::microseconds kHandshakeSlice{1000};
+// A TLS connection unused for about this long gives its record buffers back.
+constexpr std::chrono::milliseconds kTlsSweep{1000};
 // A connection with more than this of requests not yet served stops being
 // read until it is down to half (Loop::read_ahead_): the recv buffers are
 // shared, and a flood that is served 64 requests a turn must not take them

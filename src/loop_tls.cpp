@@ -79,6 +79,7 @@ void Loop::tls_input(Connection& c, std::string_view wire) {
 
 void Loop::tls_step(Connection& c, std::string_view wire) {
   ByteStream& s = c.stream();
+  tls_used(c);
   std::string_view bytes;
   if (!s.established()) {
     const std::int64_t start = now_ns();
@@ -112,6 +113,23 @@ void Loop::serve_deferred_handshakes() {
   }
   handshake_backlog_.erase(handshake_backlog_.begin(),
                            handshake_backlog_.begin() + static_cast<std::ptrdiff_t>(taken));
+}
+
+void Loop::sweep_tls_buffers() {
+  next_tls_sweep_ = now_ns() + std::chrono::nanoseconds(kTlsSweep).count();
+  std::size_t kept = 0;
+  for (const auto& entry : tls_warm_) {
+    Connection& c = conns_.at(entry.first);
+    if (c.gen != entry.second || !c.tls_warm) continue;
+    if (c.tls_used && c.has_socket()) {
+      c.tls_used = false;
+      tls_warm_[kept++] = entry;
+      continue;
+    }
+    c.tls_warm = false;
+    c.stream().free_buffers();  // a no-op once the stream is dropped (closed)
+  }
+  tls_warm_.resize(kept);
 }
 
 void Loop::handshake_done(Connection& c) {

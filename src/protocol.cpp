@@ -289,12 +289,16 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
       if (!features_.registry) return out.append(kDisabled), void();
       // A certificate's name stays: `iam X` adds to it (CN/X), so a
       // client cannot pass itself off as another.
-      if (!s.certificate_name.empty())
-        registry_.set(s.id, name.empty() ? s.certificate_name
-                                         : s.certificate_name + "/" + std::string(name));
-      else if (name.empty()) registry_.drop(s.id);
-      else registry_.set(s.id, name);
-      if (events_) events_->renamed(s.id, name);
+      if (!s.certificate_name.empty()) {
+        const std::string registered =
+            name.empty() ? s.certificate_name : s.certificate_name + "/" + std::string(name);
+        registry_.set(s.id, registered);
+        if (events_) events_->renamed(s.id, registered);
+      } else {
+        if (name.empty()) registry_.drop(s.id);
+        else registry_.set(s.id, name);
+        if (events_) events_->renamed(s.id, name);
+      }
       out.append("1 ok\n");
       return;
     case Command::who:

@@ -48,6 +48,8 @@ class ByteStream {
   virtual void close(std::string&) {}
   // The peer's name as its certificate gives it (the subject CN), or empty.
   virtual std::string peer_name() const { return {}; }
+  // Unused for a while: give back buffers it keeps while busy.
+  virtual void free_buffers() {}
 
  protected:
   explicit ByteStream(bool transparent) : transparent_(transparent) {}

@@ -61,6 +61,9 @@ class Context {
 };
 
 // One connection's TLS: the server side of the handshake, then records.
+// OpenSSL reads and writes through a BIO of ours (tls_stream.cpp): the
+// ciphertext is read straight from the ring's receive buffer, and records
+// are written straight into the connection's send buffer.
 class Stream final : public ByteStream {
  public:
   // Null when OpenSSL cannot allocate the connection's state.
@@ -68,24 +71,31 @@ class Stream final : public ByteStream {
   ~Stream() override;
 
   bool established() const override { return established_; }
-  bool has_output() const override;
+  bool has_output() const override { return !pending_out_.empty(); }
   const std::string& failure() const override { return failure_; }
   bool peer_closed() const override { return peer_closed_; }
   void hold(std::string_view wire) override;
   void close(std::string& wire) override;
   std::string peer_name() const override;
+  void free_buffers() override { SSL_free_buffers(ssl_); }
 
  private:
-  explicit Stream(SSL* ssl);
+  friend struct StreamBio;
+  explicit Stream(SSL* ssl) : ByteStream(false), ssl_(ssl) {}
   std::string_view unwrap(std::string_view wire) override;
   void wrap(std::string& app, std::string& wire) override;
-  bool take_in(std::string_view wire);
-  void fail(int ret, const char* doing);
-  void drain(std::string& wire);
+  bool check_input(std::string_view wire);
+  void fail(int ret);
+  // Where OpenSSL's writes go: `out` for the duration of a call, else
+  // pending_out_ (what a handshake step has to send).
+  void write_to(std::string& out);
 
   SSL* ssl_;
-  BIO* rbio_;  // ciphertext from the peer (owned by ssl_)
-  BIO* wbio_;  // ciphertext to the peer (owned by ssl_)
+  std::string_view in_;      // ciphertext being decoded (the ring's buffer)
+  std::string held_;         // ciphertext kept for later (a deferred handshake)
+  std::string* out_ = nullptr;
+  std::string pending_out_;  // ciphertext made outside encode(): handshake, alerts
+  std::size_t handshake_input_ = 0;  // bytes received before the handshake ended
   bool seen_input_ = false;
   bool established_ = false;
   bool peer_closed_ = false;
