@@ -1,0 +1,1041 @@
+#!/usr/bin/python3
+# TLS on the TCP port (--ssl) and on the websocket/HTTP port (--ws-ssl),
+# issue 12, against the real daemon: Python's ssl module and the
+# `openssl s_client` command as clients, a throw-away PKI from
+# tests/tlscerts.py (made once per class).
+#
+# Besides the well-behaved clients: refused handshakes (no certificate,
+# another CA's, a revoked one), stalled handshakes, plain TCP on the TLS
+# port, reload on SIGHUP, refusals at start, and the hostile checks of the
+# isolation issue rerun against the TLS port (stalls, garbage records,
+# renegotiation, a burst of handshakes). Throughout, a well-behaved TLS
+# client holding a lock must keep it and keep being answered. No timed
+# assertion: every wait is for a state (a log line, a metric, an EOF) with
+# the harness's generous deadline.
+#
+# Run with /usr/bin/python3 (python3-websockets is a Debian package).
+
+import asyncio
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import (TIMEOUT, Client, Daemon, DaemonTestCase, free_port, tail,  # noqa: E402
+                     g_fail, g_ok, i_no, i_yes, r_ok, sg_ok)
+import ports  # noqa: E402  (tests/ports.py)
+import tlscerts  # noqa: E402  (tests/tlscerts.py)
+
+try:
+    import websockets
+    import websockets.client
+    import websockets.exceptions
+except ImportError:  # pragma: no cover
+    websockets = None
+
+OPENSSL = "openssl"
+TLS_ALERT = 0x15  # TLS record content type of an alert
+
+
+# --------------------------------------------------------------------------
+# The daemon
+
+
+class TlsDaemon(Daemon):
+    """A glockd with the given TLS flags, a TCP port on 127.0.0.1 (and ::1
+    with ipv6) and a websocket/HTTP port (for /metrics; TLS with --ws-ssl),
+    both on free ports picked anew on each start attempt."""
+
+    def __init__(self, tmpdir, tls_args, ws_tls=False, **kw):
+        super().__init__(tmpdir, argv=TlsDaemon._argv, **kw)
+        self.tls_args = list(tls_args)
+        self.ws_tls = ws_tls
+        self.ws_port = 0
+
+    @staticmethod
+    def _argv(d):
+        a = ["--port", str(d.port), "--bind", "127.0.0.1"]
+        if d.ipv6:
+            a += ["--bind", "::1"]
+        a += ["--ws", str(d.ws_port)]
+        if d.unix_path:
+            a += ["--unix", d.unix_path]
+        return a + d.tls_args
+
+    def spawn(self):
+        self.ws_port = free_port()
+        super().spawn()
+
+
+def peer_addr(sock):
+    """The ADDR the daemon gives the connection whose client end is sock."""
+    h, p = sock.getsockname()[:2]
+    return ("[%s]:%d" if ":" in h else "%s:%d") % (h, p)
+
+
+def read_to_close(sock, timeout=TIMEOUT):
+    """Bytes received until the daemon closes the connection (EOF or reset).
+    The timeout is only there to never hang."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError("the daemon did not close the connection; got %r" % data[:200])
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        except socket.timeout:
+            raise AssertionError("the daemon did not close the connection; got %r" % data[:200])
+        if not chunk:
+            return data
+        data += chunk
+
+
+def client_hello(host="127.0.0.1"):
+    """The bytes of a real TLS ClientHello (from Python's ssl, in memory)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=host)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    assert hello[0] == 0x16 and len(hello) > 100, hello[:10]
+    return hello
+
+
+class SClient:
+    """An `openssl s_client` process; stdout read with a deadline."""
+
+    def __init__(self, test, args):
+        self.err_path = os.path.join(test.tmp, "s_client.%s.stderr" % os.urandom(4).hex())
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([OPENSSL, "s_client"] + args, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err)
+        test.addCleanup(self.kill)
+        self.out = b""
+        self.eof = False
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def close_stdin(self):
+        self.proc.stdin.close()
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def read_until(self, done, what):
+        """Reads stdout until done(all stdout so far) or its end; returns
+        whether done() came true."""
+        deadline = time.monotonic() + TIMEOUT
+        fd = self.proc.stdout.fileno()
+        while not done(self.out):
+            if self.eof:
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("s_client: no %s within %.0f s; stdout %r; stderr %r"
+                                     % (what, TIMEOUT, self.out[-2000:], self.stderr()[-2000:]))
+            r, _, _ = select.select([fd], [], [], remaining)
+            if r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.eof = True
+                self.out += chunk
+        return True
+
+    def expect(self, line):
+        if not self.read_until(lambda out: line in out, repr(line)):
+            raise AssertionError("s_client ended before %r; stdout %r; stderr %r"
+                                 % (line, self.out[-2000:], self.stderr()[-2000:]))
+
+    def wait_end(self):
+        """Reads stdout to its end and waits for the process; returns its rc."""
+        self.read_until(lambda out: False, "end of output")
+        try:
+            return self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("s_client closed stdout but did not exit")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
+
+
+# --------------------------------------------------------------------------
+# Base test case
+
+
+_PKI = {}
+
+
+def the_pki():
+    """The test PKI, made on first use and shared by every class of this
+    file (a few seconds on a loaded machine: once, not once per class).
+    Tests that change a file (reload) work on copies."""
+    if not _PKI:
+        tmp = tempfile.TemporaryDirectory(prefix="glockd-pki-")
+        unittest.addModuleCleanup(tmp.cleanup)
+        _PKI.update(tlscerts.make_pki(tmp.name))
+    return dict(_PKI)
+
+
+class TlsCase(DaemonTestCase):
+    """Starts TLS daemons and clients with the test PKI."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = the_pki()
+
+    # -- daemons
+
+    def tls_daemon(self, extra=(), tcp_tls=True, ws_tls=False, cert=None, key=None, **kw):
+        """--ssl (with --ssl-ca the test CA) unless tcp_tls is False;
+        --ws-ssl with ws_tls; extra flags appended."""
+        p = self.pki
+        args = ["--ssl"] if tcp_tls else []
+        if ws_tls:
+            args.append("--ws-ssl")
+        args += ["--ssl-cert", cert or p["server"], "--ssl-key", key or p["server_key"]]
+        if tcp_tls:
+            args += ["--ssl-ca", p["ca"]]
+        d = TlsDaemon(self.tmp, args + list(extra), ws_tls=ws_tls, **kw)
+        self.addCleanup(self._finish, d)
+        d.start()
+        return d
+
+    # -- clients
+
+    def context(self, cert="client", version=None, ca="ca"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(self.pki[ca])
+        if cert:
+            ctx.load_cert_chain(self.pki[cert], self.pki[cert + "_key"])
+        if version is not None:
+            ctx.minimum_version = ctx.maximum_version = version
+        return ctx
+
+    def tls(self, d, cert="client", host="127.0.0.1", version=None, ctx=None, **wrap):
+        """A TLS client past its handshake, with the harness's Client API."""
+        ctx = ctx or self.context(cert, version)
+        raw = socket.create_connection((host, d.port), timeout=TIMEOUT)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            s = ctx.wrap_socket(raw, server_hostname=host, **wrap)
+        except BaseException:
+            raw.close()
+            raise
+        c = Client(s, "tcp6" if ":" in host else "tcp")
+        self.addCleanup(c.close)
+        return c
+
+    def raw(self, d, host="127.0.0.1"):
+        """A plain TCP connection to the (TLS) TCP port."""
+        s = socket.create_connection((host, d.port), timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        return s
+
+    def refused(self, d, ctx, host="127.0.0.1"):
+        """Connects with ctx and tries to take a lock; the daemon must
+        refuse the handshake: the client's handshake fails, or (TLS 1.3,
+        where the client is done before the server has checked its
+        certificate) the next read gets an alert or the end of the
+        connection, never an answer. Returns the client's ADDR."""
+        raw = self.raw(d, host)
+        addr = peer_addr(raw)
+        try:
+            s = ctx.wrap_socket(raw, server_hostname=host)
+        except (ssl.SSLError, ConnectionError):
+            return addr
+        self.addCleanup(s.close)
+        got = b""
+        try:
+            s.sendall(b"g refused\n")
+            s.settimeout(TIMEOUT)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except (ssl.SSLError, ConnectionError):
+            pass
+        self.assertEqual(got, b"", "the daemon answered a client it should have refused")
+        return addr
+
+    def holder(self, d, name="held", cert="client2"):
+        """A well-behaved TLS client that holds `name`."""
+        c = self.tls(d, cert)
+        self.assertEqual(c.req("g " + name), g_ok(name))
+        return c
+
+    def still_served(self, c, name="held"):
+        """c still holds `name` and is still answered."""
+        self.assertEqual(c.req("g " + name), g_ok(name))
+        self.assertEqual(c.req("i " + name), i_yes(name))
+        self.assertEqual(c.req("i nobody-holds-this"), i_no("nobody-holds-this"))
+
+    # -- s_client
+
+    def s_client(self, d, cert="client", host="127.0.0.1", extra=(), quiet=True):
+        hp = "[%s]:%d" % (host, d.port) if ":" in host else "%s:%d" % (host, d.port)
+        args = ["-connect", hp, "-CAfile", self.pki["ca"], "-verify_return_error"]
+        if cert:
+            args += ["-cert", self.pki[cert], "-key", self.pki[cert + "_key"]]
+        if quiet:
+            args += ["-quiet", "-no_ign_eof"]  # only the answers on stdout; EOF on stdin ends it
+        return SClient(self, args + list(extra))
+
+    # -- metrics (the ws port; https with --ws-ssl)
+
+    def metrics_text(self, d):
+        if d.ws_tls:
+            ctx = self.context("client")
+            url = "https://127.0.0.1:%d/metrics" % d.ws_port
+            return urllib.request.urlopen(url, timeout=TIMEOUT, context=ctx).read().decode()
+        url = "http://127.0.0.1:%d/metrics" % d.ws_port
+        return urllib.request.urlopen(url, timeout=TIMEOUT).read().decode()
+
+    def metric(self, d, name):
+        for line in self.metrics_text(d).splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def settle_metric(self, d, name, value, at_least=False):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            now = self.metric(d, name)
+            if (now >= value) if at_least else (now == value):
+                return now
+            if time.monotonic() > deadline:
+                self.fail("%s never reached %r (now %r)" % (name, value, now))
+            time.sleep(0.01)
+
+    def settle_sum(self, d, names, value):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            text = self.metrics_text(d)
+            now = sum(float(ln.split()[1]) for ln in text.splitlines()
+                      if ln.split(" ")[0] in names)
+            if now == value:
+                return
+            if time.monotonic() > deadline:
+                self.fail("%s never summed to %r (now %r)" % (names, value, now))
+            time.sleep(0.01)
+
+    # -- logs
+
+    def log_lines(self, d, *parts):
+        return [ln for ln in d.stderr().splitlines() if all(p in ln for p in parts)]
+
+    def wait_log_lines(self, d, *parts, count=1):
+        """Waits until `count` stderr lines each contain every one of parts."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            got = self.log_lines(d, *parts)
+            if len(got) >= count:
+                return got
+            if not d.running() or time.monotonic() > deadline:
+                self.fail("never %d log lines with %r; stderr:\n%s" % (count, parts,
+                                                                     tail(d.stderr())))
+            time.sleep(0.02)
+
+
+def cn_of(sock):
+    """The subject CN of the server certificate sock verified."""
+    for rdn in sock.getpeercert()["subject"]:
+        for k, v in rdn:
+            if k == "commonName":
+                return v
+    return None
+
+
+# --------------------------------------------------------------------------
+# Well-behaved clients
+
+
+class WellBehaved(TlsCase):
+
+    def test_python_clients_lock_unlock_share_and_wait(self):
+        d = self.tls_daemon()
+        a, b = self.tls(d, "client"), self.tls(d, "client2")
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        self.assertEqual(b.req("g x"), g_fail("x"))
+        self.assertEqual(b.req("i x"), i_yes("x"))
+        self.assertEqual(a.req("sg s"), sg_ok(1, "s"))
+        self.assertEqual(b.req("sg s"), sg_ok(2, "s"))
+        # A w waiting across two TLS connections: b gets x when a lets go.
+        b.send(b"w 600000 x\n")
+        self.settle_metric(d, "glockd_waiters", 1)
+        self.assertEqual(a.req("r x"), r_ok("x"))
+        self.assertEqual(b.readline(), g_ok("x"))
+        self.assertEqual(a.req("g x"), g_fail("x"))
+        # A TLS connection is named and counted like a TCP one.
+        self.assertEqual(a.req("me"), b"1 %s %s\n" % ((a.addr().encode(),) * 2))
+        self.assertEqual(a.q()["connections"], 2)
+        self.assertEqual(self.metric(d, 'glockd_transport_connections{transport="tcp"}'), 2)
+        self.assertEqual(self.metric(d, "glockd_tls_connections"), 2)
+        self.assertEqual(self.metric(d, "glockd_tls_handshakes_total"), 2)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
+        a.close()
+        self.settle_metric(d, "glockd_tls_connections", 1)
+        self.assertEqual(b.q()["connections"], 1)
+
+    def test_tls_1_2_client(self):
+        d = self.tls_daemon()
+        a = self.tls(d, version=ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(a.sock.version(), "TLSv1.2")
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        self.assertEqual(a.req("r x"), r_ok("x"))
+
+    def test_tls_1_1_and_older_are_refused(self):
+        d = self.tls_daemon()
+        ctx = self.context("client")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+        self.refused(d, ctx)
+        # The daemon saw the hello and refused it (not our side giving up).
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 1)
+        b = self.tls(d)
+        self.assertEqual(b.req("i x"), i_no("x"))
+
+    def test_openssl_s_client_takes_a_lock_and_its_end_frees_it(self):
+        d = self.tls_daemon()
+        other = self.tls(d, "client2")
+        s = self.s_client(d)
+        s.send(b"g x\n")
+        s.expect(g_ok("x"))
+        self.assertEqual(other.req("g x"), g_fail("x"))
+        s.send(b"i x\n")
+        s.expect(i_yes("x"))
+        other.send(b"w 600000 x\n")
+        self.settle_metric(d, "glockd_waiters", 1)
+        s.close_stdin()  # s_client says close_notify and leaves: the lock is orphaned
+        self.assertEqual(other.readline(), g_ok("x"))
+        s.wait_end()
+
+    def test_client_close_notify_after_a_request_still_gets_its_answer(self):
+        # The client sends a request and its close_notify at once (like a
+        # TLS `printf ... | nc -N`): the answer comes, then the daemon's own
+        # close_notify before its FIN.
+        d = self.tls_daemon()
+        ctx = self.context("client")
+        raw = self.raw(d)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                raw.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = raw.recv(65536)
+                self.assertNotEqual(chunk, b"", "closed during the handshake")
+                incoming.write(chunk)
+        raw.sendall(outgoing.read())
+        obj.write(b"i cn\n")
+        try:
+            obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        raw.sendall(outgoing.read())
+        incoming.write(read_to_close(raw))
+        incoming.write_eof()
+        got = b""
+        while True:
+            try:
+                chunk = obj.read(65536)
+            except ssl.SSLZeroReturnError:
+                break  # the daemon's close_notify
+            except ssl.SSLEOFError:
+                self.fail("FIN without close_notify after %r" % got)
+            except ssl.SSLWantReadError:
+                self.fail("no close_notify after %r" % got)
+            if not chunk:
+                break
+            got += chunk
+        self.assertEqual(got, i_no("cn"))
+
+    def test_over_ipv4_and_ipv6(self):
+        if not ports.have_ipv6():
+            self.skipTest("no ::1 here")
+        d = self.tls_daemon(ipv6=True)
+        a = self.tls(d, host="127.0.0.1")
+        b = self.tls(d, "client2", host="::1")
+        self.assertEqual(b.req("g v6"), g_ok("v6"))
+        self.assertEqual(a.req("g v6"), g_fail("v6"))
+        self.assertEqual(b.req("me"), b"1 %s %s\n" % ((b.addr().encode(),) * 2))
+        self.assertTrue(b.addr().startswith("[::1]:"), b.addr())
+        s6 = self.s_client(d, host="::1")
+        s6.send(b"g x6\n")
+        s6.expect(g_ok("x6"))
+        s4 = self.s_client(d, "client2", host="127.0.0.1")
+        s4.send(b"g x6\ng x4\n")
+        s4.expect(g_fail("x6") + g_ok("x4"))
+        self.assertEqual(b.req("i x4"), i_yes("x4"))
+
+
+class Refusals(TlsCase):
+    """The handshake fails; it is logged with the peer and counted; a TLS
+    client holding a lock meanwhile keeps it and is answered."""
+
+    def check_refused(self, ctx, extra=()):
+        d = self.tls_daemon(extra)
+        held = self.holder(d)
+        addr = self.refused(d, ctx)
+        self.wait_log_lines(d, addr + ": TLS handshake failed")
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 1)
+        self.still_served(held)
+        other = self.tls(d)
+        self.assertEqual(other.req("g held"), g_fail("held"))
+        self.assertEqual(self.metric(d, "glockd_tls_connections"), 2)
+        return d
+
+    def test_no_client_certificate(self):
+        self.check_refused(self.context(cert=None))
+
+    def test_no_client_certificate_tls_1_2(self):
+        self.check_refused(self.context(cert=None, version=ssl.TLSVersion.TLSv1_2))
+
+    def test_client_certificate_from_another_ca(self):
+        self.check_refused(self.context("other_client"))
+
+    def test_revoked_client_certificate(self):
+        d = self.check_refused(self.context("revoked"), ["--ssl-crl", self.pki["crl"]])
+        # Only the revoked one: the others of the CA still get in.
+        c = self.tls(d, "client")
+        self.assertEqual(c.req("i held"), i_yes("held"))
+
+    def test_client_that_does_not_trust_the_server(self):
+        # The client's side fails (unknown CA): the daemon counts a failed
+        # handshake and goes on.
+        d = self.tls_daemon()
+        held = self.holder(d)
+        ctx = self.context("client", ca="other_ca")
+        raw = self.raw(d)
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        raw.close()
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 1)
+        self.still_served(held)
+
+    def test_plain_tcp_on_the_tls_port_gets_no_answer_and_unix_stays_plain(self):
+        d = self.tls_daemon(["--ssl-handshake-timeout", "1"], unix=True)
+        held = self.holder(d)
+        # `g x\n` is shorter than a TLS record header: dropped, whether on
+        # the header (failure) or on the timeout.
+        plain = self.raw(d)
+        plain.sendall(b"g x\n")
+        got = read_to_close(plain)
+        self.assertTrue(got == b"" or got[0] == TLS_ALERT, got)
+        self.assertNotIn(b"Lock", got)
+        # Several requests: more than a record header, a failed handshake.
+        plain2 = self.raw(d)
+        addr2 = peer_addr(plain2)
+        plain2.sendall(b"g x\ni x\nq\n")
+        got = read_to_close(plain2)
+        self.assertTrue(got == b"" or got[0] == TLS_ALERT, got)
+        self.assertNotIn(b"Lock", got)
+        self.wait_log_lines(d, addr2 + ": TLS handshake failed")
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 1, at_least=True)
+        self.settle_sum(d, ["glockd_tls_handshake_failures_total",
+                            "glockd_tls_handshake_timeouts_total"], 2)
+        self.assertEqual(held.req("i x"), i_no("x"))  # nothing was taken
+        # The unix socket never speaks TLS.
+        u = self.client(d, "unix")
+        self.assertEqual(u.req("g x"), g_ok("x"))
+        self.assertEqual(held.req("i x"), i_yes("x"))
+        self.still_served(held)
+
+
+class Stalls(TlsCase):
+    """A handshake left unfinished is dropped after --ssl-handshake-timeout."""
+
+    def check_dropped(self, first_bytes):
+        d = self.tls_daemon(["--ssl-handshake-timeout", "1"])
+        # The holder finished its handshake before the stall began, and is
+        # idle as long: only unfinished handshakes time out.
+        held = self.holder(d)
+        stall = self.raw(d)
+        addr = peer_addr(stall)
+        if first_bytes:
+            stall.sendall(first_bytes)
+        got = read_to_close(stall)  # the drop: EOF, with at most an alert
+        self.assertTrue(got == b"" or got[0] == TLS_ALERT, got)
+        self.wait_log_lines(d, addr + ": TLS handshake not finished within 1 s "
+                               "(--ssl-handshake-timeout); dropped")
+        self.settle_metric(d, "glockd_tls_handshake_timeouts_total", 1)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
+        self.still_served(held)
+
+    def test_silent_connection_is_dropped(self):
+        self.check_dropped(b"")
+
+    def test_half_a_client_hello_is_dropped(self):
+        hello = client_hello()
+        self.check_dropped(hello[:len(hello) // 2])
+
+    def test_half_a_record_header_is_dropped(self):
+        self.check_dropped(b"\x16\x03")
+
+
+class Reload(TlsCase):
+
+    def copy(self, src, dst):
+        shutil.copyfile(src, dst)
+
+    def test_sighup_rereads_the_certificate_and_a_bad_file_keeps_the_old(self):
+        p = self.pki
+        cert, key = os.path.join(self.tmp, "cert.pem"), os.path.join(self.tmp, "key.pem")
+        self.copy(p["server"], cert)
+        self.copy(p["server_key"], key)
+        d = self.tls_daemon(cert=cert, key=key)
+        old = self.tls(d)
+        self.assertEqual(cn_of(old.sock), "glockd-test-server")
+        self.assertEqual(old.req("g held"), g_ok("held"))
+        # A renewed certificate: new connections get it, open ones go on.
+        self.copy(p["server2"], cert)
+        self.copy(p["server2_key"], key)
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log_lines(d, "reloaded TLS certificates")
+        new = self.tls(d, "client2")
+        self.assertEqual(cn_of(new.sock), "glockd-test-server-2")
+        self.still_served(old)
+        self.assertEqual(new.req("g held"), g_fail("held"))
+        self.assertEqual(self.metric(d, "glockd_tls_reloads_total"), 1)
+        self.assertEqual(self.metric(d, "glockd_tls_reload_failures_total"), 0)
+        # A broken key: the reload fails, says which file, keeps what it had.
+        with open(key, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nnot a key at all\n-----END PRIVATE KEY-----\n")
+        d.proc.send_signal(signal.SIGHUP)
+        failed = self.wait_log_lines(d, "TLS reload failed")
+        self.assertIn(key, failed[0])
+        self.assertIn("keeping the certificates loaded before", failed[0])
+        third = self.tls(d)
+        self.assertEqual(cn_of(third.sock), "glockd-test-server-2")
+        self.assertEqual(third.req("i held"), i_yes("held"))
+        self.still_served(old)
+        self.assertEqual(new.req("i held"), i_yes("held"))
+        self.assertEqual(self.metric(d, "glockd_tls_reloads_total"), 1)
+        self.assertEqual(self.metric(d, "glockd_tls_reload_failures_total"), 1)
+        # A key that parses but belongs to another certificate: refused too.
+        self.copy(p["client_key"], key)
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log_lines(d, "TLS reload failed", count=2)
+        self.settle_metric(d, "glockd_tls_reload_failures_total", 2)
+        fourth = self.tls(d)
+        self.assertEqual(cn_of(fourth.sock), "glockd-test-server-2")
+        # Fixed again: the next SIGHUP takes it.
+        self.copy(p["server_key"], key)
+        self.copy(p["server"], cert)
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log_lines(d, "reloaded TLS certificates", count=2)
+        fifth = self.tls(d)
+        self.assertEqual(cn_of(fifth.sock), "glockd-test-server")
+        self.assertEqual(self.metric(d, "glockd_tls_reloads_total"), 2)
+        self.still_served(old)
+
+
+class Orphaning(TlsCase):
+
+    def check_freed(self, leave):
+        d = self.tls_daemon()
+        a, b = self.tls(d), self.tls(d, "client2")
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        self.assertEqual(a.req("sg s"), sg_ok(1, "s"))
+        b.send(b"w 600000 x\n")
+        self.settle_metric(d, "glockd_waiters", 1)
+        leave(a)
+        self.assertEqual(b.readline(), g_ok("x"))
+        self.assertEqual(b.req("sg s"), sg_ok(1, "s"))
+        self.settle_metric(d, "glockd_tls_connections", 1)
+
+    def test_close(self):
+        self.check_freed(lambda c: c.close())
+
+    def test_reset(self):
+        self.check_freed(lambda c: c.reset())
+
+    def test_killed_s_client(self):
+        d = self.tls_daemon()
+        s = self.s_client(d)
+        s.send(b"g x\n")
+        s.expect(g_ok("x"))
+        b = self.tls(d, "client2")
+        b.send(b"w 600000 x\n")
+        self.settle_metric(d, "glockd_waiters", 1)
+        s.proc.send_signal(signal.SIGKILL)
+        self.assertEqual(b.readline(), g_ok("x"))
+
+
+class SubjectName(TlsCase):
+
+    def test_the_certificate_cn_is_the_registered_name(self):
+        d = self.tls_daemon(["--ssl-subject-name"])
+        a, b = self.tls(d, "client"), self.tls(d, "client2")
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        self.assertEqual(b.multi("d"), [b"x: client-one\n"])
+        self.assertEqual(a.req("me"), b"1 %s client-one\n" % a.addr().encode())
+        self.assertEqual(sorted(b.multi("who")),
+                         sorted([b"%s: client-one\n" % a.addr().encode(),
+                                 b"%s: client-two\n" % b.addr().encode()]))
+        # iam adds to the CN; it cannot replace it.
+        self.assertEqual(a.req("iam bob"), b"1 ok\n")
+        self.assertEqual(b.multi("d"), [b"x: client-one/bob\n"])
+        self.assertIn(b"%s: client-one/bob\n" % a.addr().encode(), b.multi("who"))
+        self.assertEqual(b.req("iam client-one"), b"1 ok\n")
+        self.assertEqual(b.req("g y"), g_ok("y"))
+        self.assertEqual(a.multi("d"), [b"x: client-one/bob\n", b"y: client-two/client-one\n"])
+        self.assertEqual(a.multi("who client-one"), [])
+        # dump keeps ADDRs.
+        self.assertEqual(a.multi("dump"),
+                         [b"map[x:%s y:%s]\n" % (a.addr().encode(), b.addr().encode())])
+
+    def test_without_the_flag_the_cn_is_not_used(self):
+        d = self.tls_daemon()
+        a = self.tls(d)
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        self.assertEqual(a.multi("d"), [b"x: %s\n" % a.addr().encode()])
+        self.assertEqual(a.multi("who"), [])
+
+
+class StartRefusals(TlsCase):
+    """Files that cannot serve: exit 1 naming the flag, the path and why."""
+
+    def base(self, cert=None, key=None, ca=None, extra=(), ws="0"):
+        p = self.pki
+        return ["--port", str(free_port()), "--bind", "127.0.0.1", "--ws", ws, "--ssl",
+                "--ssl-cert", cert or p["server"], "--ssl-key", key or p["server_key"],
+                "--ssl-ca", ca or p["ca"]] + list(extra)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def sha1_cert(self):
+        k = os.path.join(self.tmp, "sha1.key")
+        c = os.path.join(self.tmp, "sha1.pem")
+        subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", k,
+                        "-sha1", "-days", "30", "-subj", "/CN=sha1-signed", "-out", c],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return c, k
+
+    def test_each_bad_file_is_named_with_its_problem(self):
+        p = self.pki
+        missing = os.path.join(self.tmp, "no-such-cert.pem")
+        keydir = os.path.join(self.tmp, "key-is-a-directory")
+        os.mkdir(keydir)
+        not_pem = self.write("not-pem.key", "this is not a key\n")
+        empty_ca = self.write("empty-ca.pem", "")
+        key_as_ca = os.path.join(self.tmp, "key-as-ca.pem")
+        shutil.copyfile(p["client_key"], key_as_ca)
+        key_as_cert = os.path.join(self.tmp, "key-as-cert.pem")
+        shutil.copyfile(p["server_key"], key_as_cert)
+        missing_crl = os.path.join(self.tmp, "no-such-crl.pem")
+        missing_ws_ca = os.path.join(self.tmp, "no-such-ws-ca.pem")
+        sha1, sha1_key = self.sha1_cert()
+        cases = [
+            (self.base(cert=missing), "--ssl-cert", missing, "No such file or directory"),
+            (self.base(key=keydir), "--ssl-key", keydir, ""),
+            (self.base(key=not_pem), "--ssl-key", not_pem, ""),
+            (self.base(key=p["client_key"]), "--ssl-key", p["client_key"], "does not match"),
+            (self.base(ca=empty_ca), "--ssl-ca", empty_ca, "no certificate"),
+            (self.base(ca=key_as_ca), "--ssl-ca", key_as_ca, "no certificate"),
+            (self.base(cert=key_as_cert), "--ssl-cert", key_as_cert, ""),
+            (self.base(cert=p["weak"], key=p["weak_key"]), "--ssl-cert", p["weak"],
+             "security level"),
+            (self.base(cert=sha1, key=sha1_key), "--ssl-cert", sha1, "security level"),
+            (self.base(extra=["--ssl-crl", missing_crl]), "--ssl-crl", missing_crl,
+             "No such file or directory"),
+            (self.base(ws=str(free_port()), extra=["--ws-ssl", "--ws-ssl-ca", missing_ws_ca]),
+             "--ws-ssl-ca", missing_ws_ca,
+             "No such file or directory"),
+        ]
+        if os.geteuid() != 0:  # root reads a mode-000 file anyway
+            unreadable = os.path.join(self.tmp, "unreadable.key")
+            shutil.copyfile(p["server_key"], unreadable)
+            os.chmod(unreadable, 0)
+            cases.append((self.base(key=unreadable), "--ssl-key", unreadable,
+                          "Permission denied"))
+        results = self.run_bad([c[0] for c in cases])
+        for (argv, flag, path, why), (rc, out, err) in zip(cases, results):
+            with self.subTest(flag=flag, path=path):
+                self.assertEqual(rc, 1, "argv %r\nstderr:\n%s" % (argv, err))
+                line = [ln for ln in err.splitlines() if ln.startswith("glockd: " + flag)]
+                self.assertTrue(line, "no 'glockd: %s' line:\n%s" % (flag, err))
+                self.assertIn(path, line[0])
+                self.assertIn(why, line[0])
+
+    def test_flags_that_do_not_go_together_exit_2(self):
+        p = self.pki
+        port = str(free_port())
+        results = self.run_bad([
+            ["--port", port, "--ws", "0", "--ssl", "--ssl-cert", p["server"], "--ssl-key",
+             p["server_key"]],
+            ["--port", port, "--ws", "0", "--ssl-cert", p["server"]],
+        ])
+        (rc1, _, err1), (rc2, _, err2) = results
+        self.assertEqual(rc1, 2, err1)
+        self.assertIn("--ssl-ca", err1)
+        self.assertEqual(rc2, 2, err2)
+        self.assertIn("--ssl-cert", err2)
+
+    def test_go_single_dash_forms_start(self):
+        p = self.pki
+        d = TlsDaemon(self.tmp, ["-ssl", "-ssl-cert=" + p["server"], "-ssl-key", p["server_key"],
+                                 "-ssl-ca=" + p["ca"]])
+        self.addCleanup(self._finish, d)
+        d.start()
+        a = self.tls(d)
+        self.assertEqual(a.req("g x"), g_ok("x"))
+
+
+class WsTls(TlsCase):
+
+    def wss_context(self, cert="client"):
+        return self.context(cert)
+
+    def test_https_metrics_and_certificate_expiry(self):
+        d = self.tls_daemon(tcp_tls=False, ws_tls=True)
+        text = self.metrics_text(d)
+        self.assertIn("glockd_tls_handshakes_total", text)
+        expiry = self.metric(d, "glockd_tls_certificate_expiry_timestamp_seconds")
+        out = subprocess.run([OPENSSL, "x509", "-enddate", "-noout", "-in", self.pki["server"]],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        not_after = ssl.cert_time_to_seconds(out.split("=", 1)[1])
+        self.assertLessEqual(abs(expiry - not_after), 86400, (expiry, out))
+        # Plain HTTP on the https port gets no HTTP answer.
+        s = socket.create_connection(("127.0.0.1", d.ws_port), timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        got = read_to_close(s)
+        self.assertNotIn(b"HTTP/1.1", got)
+        # The TCP port stays plain without --ssl.
+        c = self.client(d)
+        self.assertEqual(c.req("g plain"), g_ok("plain"))
+
+    @unittest.skipIf(websockets is None, "python3-websockets is not installed")
+    def test_wss_client_takes_a_lock(self):
+        d = self.tls_daemon(ws_tls=True)
+        tcp = self.tls(d)
+        got = []
+
+        async def go():
+            async with websockets.client.connect("wss://127.0.0.1:%d/" % d.ws_port,
+                                                 ssl=self.wss_context(None),
+                                                 open_timeout=TIMEOUT) as ws:
+                await ws.send("g wsx")
+                got.append(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                got.append(tcp.req("i wsx"))  # held while the wss client is there
+                await ws.send("g wsx")
+                got.append(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+        asyncio.run(go())
+        self.assertEqual(got, [g_ok("wsx").decode(), i_yes("wsx"), g_ok("wsx").decode()])
+        self.wait_answer(tcp, "i wsx", i_no("wsx"))  # orphaned when it left
+
+    @unittest.skipIf(websockets is None, "python3-websockets is not installed")
+    def test_ws_ssl_ca_requires_a_client_certificate(self):
+        d = self.tls_daemon(["--ws-ssl-ca", self.pki["ca"]], ws_tls=True)
+        held = self.holder(d)
+        url = "wss://127.0.0.1:%d/" % d.ws_port
+
+        async def attempt(ctx):
+            async with websockets.client.connect(url, ssl=ctx, open_timeout=TIMEOUT) as ws:
+                await ws.send("g wsx")
+                return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+        refusals = (ssl.SSLError, ConnectionError, EOFError, asyncio.IncompleteReadError)
+        if websockets is not None:
+            refusals += (websockets.exceptions.InvalidHandshake,
+                         websockets.exceptions.ConnectionClosed)
+        with self.assertRaises(refusals):
+            asyncio.run(attempt(self.wss_context(None)))
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 1)
+        self.assertEqual(asyncio.run(attempt(self.wss_context("client"))), g_ok("wsx").decode())
+        self.still_served(held)
+        # The TCP port's client certificate rules are its own.
+        self.refused(d, self.context(cert=None))
+
+
+# --------------------------------------------------------------------------
+# Hostile clients against the TLS port (the isolation issue's checks)
+
+
+class Hostile(TlsCase):
+
+    def test_200_stalled_handshakes_at_once(self):
+        d = self.tls_daemon(["--ssl-handshake-timeout", "1"])
+        held = self.holder(d)
+        hello = client_hello()
+        stalls, answered = [], 0
+        for k in range(200):
+            s = self.raw(d)
+            if k % 2:
+                s.sendall(hello[:len(hello) // 2])
+            stalls.append(s)
+            if k % 20 == 0:
+                self.still_served(held)
+                answered += 1
+        self.assertEqual(answered, 10)
+        # Every one dropped: an EOF (or a reset) on each, with at most an alert.
+        open_socks = {s.fileno(): s for s in stalls}
+        poll = select.poll()
+        for fd in open_socks:
+            poll.register(fd, select.POLLIN)
+        deadline = time.monotonic() + TIMEOUT
+        while open_socks:
+            remaining = deadline - time.monotonic()
+            self.assertGreater(remaining, 0, "%d stalled connections never closed"
+                               % len(open_socks))
+            for fd, _ in poll.poll(remaining * 1000):
+                try:
+                    chunk = open_socks[fd].recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
+                if chunk:
+                    self.assertEqual(chunk[0], TLS_ALERT, chunk)
+                else:
+                    del open_socks[fd]
+                    poll.unregister(fd)
+        self.settle_metric(d, "glockd_tls_handshake_timeouts_total", 200)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
+        self.still_served(held)
+        self.assertEqual(self.metric(d, "glockd_tls_connections"), 1)
+
+    def test_garbage_records_and_random_bytes(self):
+        d = self.tls_daemon(["--ssl-handshake-timeout", "5"])
+        held = self.holder(d)
+        rnd = random.Random(12)
+        body = bytes([0xEE]) + rnd.randbytes(63)
+        garbage = [
+            b"\x16\x03\x01\x00\x40" + body,                  # handshake record, random inside
+            b"\x17\x03\x03\x00\x40" + rnd.randbytes(64),     # application data before a handshake
+            b"\x15\x03\x03\x00\x02\x02\x28" * 3,             # fatal alerts, unasked
+            b"\x16\x03\x01\xff\xff" + rnd.randbytes(1000),   # a record longer than TLS allows
+            b"\x42" + rnd.randbytes(999),                    # random bytes
+            client_hello()[:9] + rnd.randbytes(3000),       # a ClientHello that turns random
+        ]
+        for k, data in enumerate(garbage):
+            s = self.raw(d)
+            try:
+                s.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # closed while we were still writing: fine
+            got = read_to_close(s)
+            self.assertTrue(got == b"" or got[0] == TLS_ALERT, (k, got))
+            self.still_served(held)
+            self.settle_metric(d, "glockd_tls_handshake_failures_total", k + 1)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_timeouts_total"), 0)
+        self.assertEqual(self.metric(d, "glockd_tls_handshakes_total"), 1)
+        self.assertEqual(len(self.log_lines(d, "TLS handshake failed")) >= 1, True)
+
+    def test_garbage_after_the_handshake_closes_only_that_connection(self):
+        d = self.tls_daemon()
+        held = self.holder(d)
+        bad = self.tls(d)
+        self.assertEqual(bad.req("g bad"), g_ok("bad"))
+        # Bytes that are no TLS record, straight into its TCP stream.
+        os.write(bad.sock.fileno(), b"\x17\x03\x03\x00\x20" + bytes(32) + b"g x\n" * 10)
+        held.send(b"w 600000 bad\n")
+        self.assertEqual(held.readline(), g_ok("bad"))  # the garbage ended it: orphaned
+        self.still_served(held)
+        self.settle_metric(d, "glockd_tls_connections", 1)
+
+    def test_renegotiation_is_refused(self):
+        d = self.tls_daemon()
+        held = self.holder(d)
+        s = self.s_client(d, quiet=False, extra=["-tls1_2", "-msg"])
+        s.send(b"g reneg\n")
+        s.expect(g_ok("reneg"))
+        # "R" at the start of a line: s_client starts a renegotiation.
+        s.send(b"R\n")
+        renegotiated = s.read_until(lambda out: out.count(b", ServerHello\n") >= 2,
+                                    "second ServerHello or end")
+        self.assertFalse(renegotiated, "the daemon accepted a renegotiation:\n%s"
+                         % s.out.decode("utf-8", "replace")[-3000:])
+        self.assertIn("RENEGOTIATING", s.stderr())
+        rc = s.wait_end()
+        self.assertNotEqual(rc, None)
+        self.assertEqual(s.out.count(b", ServerHello\n"), 1)
+        # Its lock went with it; the others are served.
+        held.send(b"w 600000 reneg\n")
+        self.assertEqual(held.readline(), g_ok("reneg"))
+        self.still_served(held)
+        other = self.tls(d, version=ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(other.req("i reneg"), i_yes("reneg"))
+
+    def test_burst_of_100_handshakes_while_a_client_is_served(self):
+        d = self.tls_daemon()
+        held = self.holder(d)
+        n = 100
+        results = [None] * n
+        barrier = threading.Barrier(n, timeout=TIMEOUT)
+        ctx = self.context("client")
+
+        def one(k):
+            try:
+                raw = socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT)
+                barrier.wait()
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    c = Client(s, "tcp")
+                    results[k] = c.req("i burst%d" % k)
+            except Exception as e:  # reported below
+                results[k] = e
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        served = 0
+        while any(t.is_alive() for t in threads):
+            self.assertEqual(held.req("i held"), i_yes("held"))
+            served += 1
+        for t in threads:
+            t.join(TIMEOUT)
+        self.assertEqual(results, [i_no("burst%d" % k) for k in range(n)])
+        self.assertGreaterEqual(served, 1)
+        self.still_served(held)
+        self.assertEqual(self.metric(d, "glockd_tls_handshakes_total"), n + 1)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
+        self.assertGreaterEqual(self.metric(d, "glockd_tls_handshake_deferrals_total"), 0)
+        self.settle_metric(d, "glockd_tls_connections", 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
