@@ -208,7 +208,7 @@ TEST(Config, TlsFlagsThatDoNotGoTogetherSayWhatIsMissing) {
            {{"--ssl-ca", "a"}, {"--ssl-ca"}},
            {{"--ssl-crl", "r"}, {"--ssl-crl"}},
            {{"--ssl-subject-name"}, {"--ssl-subject-name"}},
-           {with({"--ws-ssl-ca", "w"}), {"--ws-ssl-ca", "--ws-ssl"}},
+           {with({"--ssl", "--ws-ssl-ca", "w"}), {"--ws-ssl-ca", "--ws-ssl"}},
            {{"--ssl-handshake-timeout", "0"}, {"--ssl-handshake-timeout"}},
            {{"--ssl-handshake-timeout", "3601"}, {"--ssl-handshake-timeout"}},
            {{"--ssl-handshake-timeout", "soon"}, {"--ssl-handshake-timeout"}},
