@@ -278,17 +278,12 @@ class TlsCase(DaemonTestCase):
         except (ssl.SSLError, ConnectionError):
             return addr
         self.addCleanup(s.close)
-        got = b""
         try:
             s.sendall(b"g refused\n")
             s.settimeout(TIMEOUT)
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+            got = s.recv(65536)
         except (ssl.SSLError, ConnectionError):
-            pass
+            return addr
         self.assertEqual(got, b"", "the daemon answered a client it should have refused")
         return addr
 
@@ -321,9 +316,11 @@ class TlsCase(DaemonTestCase):
         if d.ws_tls:
             ctx = self.context("client")
             url = "https://127.0.0.1:%d/metrics" % d.ws_port
-            return urllib.request.urlopen(url, timeout=TIMEOUT, context=ctx).read().decode()
+            with urllib.request.urlopen(url, timeout=TIMEOUT, context=ctx) as r:
+                return r.read().decode()
         url = "http://127.0.0.1:%d/metrics" % d.ws_port
-        return urllib.request.urlopen(url, timeout=TIMEOUT).read().decode()
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+            return r.read().decode()
 
     def metric(self, d, name):
         for line in self.metrics_text(d).splitlines():
@@ -402,14 +399,14 @@ class WellBehaved(TlsCase):
         self.assertEqual(a.req("g x"), g_fail("x"))
         # A TLS connection is named and counted like a TCP one.
         self.assertEqual(a.req("me"), b"1 %s %s\n" % ((a.addr().encode(),) * 2))
-        self.assertEqual(a.q()["connections"], 2)
+        self.settle(a, connections=2)
         self.assertEqual(self.metric(d, 'glockd_transport_connections{transport="tcp"}'), 2)
         self.assertEqual(self.metric(d, "glockd_tls_connections"), 2)
         self.assertEqual(self.metric(d, "glockd_tls_handshakes_total"), 2)
         self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
         a.close()
         self.settle_metric(d, "glockd_tls_connections", 1)
-        self.assertEqual(b.q()["connections"], 1)
+        self.settle(b, connections=1)
 
     def test_tls_1_2_client(self):
         d = self.tls_daemon()
@@ -522,7 +519,7 @@ class Refusals(TlsCase):
         self.still_served(held)
         other = self.tls(d)
         self.assertEqual(other.req("g held"), g_fail("held"))
-        self.assertEqual(self.metric(d, "glockd_tls_connections"), 2)
+        self.settle_metric(d, "glockd_tls_connections", 2)
         return d
 
     def test_no_client_certificate(self):
@@ -668,6 +665,31 @@ class Reload(TlsCase):
         self.assertEqual(cn_of(fifth.sock), "glockd-test-server")
         self.assertEqual(self.metric(d, "glockd_tls_reloads_total"), 2)
         self.still_served(old)
+
+
+class Memory(TlsCase):
+
+    def test_tls_connections_count_in_the_memory_budget(self):
+        # The same number of idle connections costs more in TLS than on
+        # the (plain) unix socket: OpenSSL's state is counted too.
+        d = self.tls_daemon(["--max-memory", "64MiB"], unix=True)
+        probe = self.client(d, "unix")
+        self.assertEqual(probe.req("i x"), i_no("x"))
+        n = 20
+        base = self.metric(d, "glockd_memory_used_bytes")
+        plain = [self.client(d, "unix") for _ in range(n)]
+        for c in plain:
+            self.assertEqual(c.req("i x"), i_no("x"))
+        with_plain = self.metric(d, "glockd_memory_used_bytes")
+        tls = [self.tls(d) for _ in range(n)]
+        for c in tls:
+            self.assertEqual(c.req("i x"), i_no("x"))
+        with_tls = self.metric(d, "glockd_memory_used_bytes")
+        self.assertGreater(with_tls - with_plain, with_plain - base,
+                           (base, with_plain, with_tls))
+        for c in tls:
+            c.close()
+        self.settle_metric(d, "glockd_tls_connections", 0)
 
 
 class Orphaning(TlsCase):
@@ -937,7 +959,7 @@ class Hostile(TlsCase):
         self.settle_metric(d, "glockd_tls_handshake_timeouts_total", 200)
         self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
         self.still_served(held)
-        self.assertEqual(self.metric(d, "glockd_tls_connections"), 1)
+        self.settle_metric(d, "glockd_tls_connections", 1)
 
     def test_garbage_records_and_random_bytes(self):
         d = self.tls_daemon(["--ssl-handshake-timeout", "5"])
@@ -963,8 +985,7 @@ class Hostile(TlsCase):
             self.still_served(held)
             self.settle_metric(d, "glockd_tls_handshake_failures_total", k + 1)
         self.assertEqual(self.metric(d, "glockd_tls_handshake_timeouts_total"), 0)
-        self.assertEqual(self.metric(d, "glockd_tls_handshakes_total"), 1)
-        self.assertEqual(len(self.log_lines(d, "TLS handshake failed")) >= 1, True)
+        self.wait_log_lines(d, "TLS handshake failed")
 
     def test_garbage_after_the_handshake_closes_only_that_connection(self):
         d = self.tls_daemon()
@@ -1033,7 +1054,7 @@ class Hostile(TlsCase):
         self.still_served(held)
         self.assertEqual(self.metric(d, "glockd_tls_handshakes_total"), n + 1)
         self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
-        self.assertGreaterEqual(self.metric(d, "glockd_tls_handshake_deferrals_total"), 0)
+        self.metric(d, "glockd_tls_handshake_deferrals_total")  # exported (how many: CPU-bound)
         self.settle_metric(d, "glockd_tls_connections", 1)
 
 
