@@ -172,6 +172,17 @@ class SClient:
             raise AssertionError("s_client ended before %r; stdout %r; stderr %r"
                                  % (line, self.out[-2000:], self.stderr()[-2000:]))
 
+    def wait_stderr(self, text, count=1):
+        """Waits until stderr holds text count times (s_client acts on a
+        command letter only at the start of what one read of stdin got, and
+        drops the rest: the next line goes only once this one is done)."""
+        deadline = time.monotonic() + TIMEOUT
+        while self.stderr().count(text) < count:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("s_client: %r not seen %d times; stderr %r"
+                                     % (text, count, self.stderr()[-2000:]))
+            time.sleep(0.01)
+
     def wait_end(self):
         """Reads stdout to its end and waits for the process; returns its rc."""
         self.read_until(lambda out: False, "end of output")
@@ -264,6 +275,27 @@ class TlsCase(DaemonTestCase):
         s = socket.create_connection((host, d.port), timeout=TIMEOUT)
         self.addCleanup(s.close)
         return s
+
+    def bio_client(self, d, cert="client"):
+        """A TLS client over memory BIOs on a raw socket, its handshake
+        done: (raw socket, SSLObject, incoming BIO, outgoing BIO), so a
+        test decides what goes out in which segment."""
+        ctx = self.context(cert)
+        raw = self.raw(d)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                raw.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = raw.recv(65536)
+                self.assertNotEqual(chunk, b"", "closed during the handshake")
+                incoming.write(chunk)
+        return raw, obj, incoming, outgoing
 
     def refused(self, d, ctx, host="127.0.0.1"):
         """Connects with ctx and tries to take a lock; the daemon must
@@ -448,22 +480,8 @@ class WellBehaved(TlsCase):
         # TLS `printf ... | nc -N`): the answer comes, then the daemon's own
         # close_notify before its FIN.
         d = self.tls_daemon()
-        ctx = self.context("client")
-        raw = self.raw(d)
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                raw.sendall(outgoing.read())
-                raw.settimeout(max(0.01, deadline - time.monotonic()))
-                chunk = raw.recv(65536)
-                self.assertNotEqual(chunk, b"", "closed during the handshake")
-                incoming.write(chunk)
-        raw.sendall(outgoing.read())
+        raw, obj, incoming, outgoing = self.bio_client(d)
+        # Our Finished, the request and our close_notify in one segment.
         obj.write(b"i cn\n")
         try:
             obj.unwrap()
@@ -486,6 +504,75 @@ class WellBehaved(TlsCase):
                 break
             got += chunk
         self.assertEqual(got, i_no("cn"))
+
+    def test_fin_without_close_notify_after_requests_gets_the_answers(self):
+        # As on plain TCP (`printf ... | nc -N`): requests sent before the
+        # end of the stream are answered.
+        d = self.tls_daemon()
+        c = self.tls(d)
+        c.send(b"".join(b"i k%d\n" % k for k in range(100)))
+        with socket.socket(fileno=os.dup(c.sock.fileno())) as dup:
+            dup.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.lines(100), [i_no("k%d" % k) for k in range(100)])
+
+    def test_a_big_pipelined_batch_is_answered_in_order(self):
+        # Far more than one record and one turn, sent while reading (one
+        # thread, memory BIOs): every answer, in order, through TLS.
+        d = self.tls_daemon()
+        probe = self.tls(d, "client2")
+        raw, obj, incoming, outgoing = self.bio_client(d)
+        n = 50000
+        obj.write(b"".join(b"i k%d\n" % k for k in range(n)))
+        out = memoryview(outgoing.read())
+        got = bytearray()
+        want = sum(len(i_no("k%d" % k)) for k in range(n))
+        raw.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while len(got) < want:
+            self.assertLess(time.monotonic(), deadline,
+                            "sent %d/%d, got %d/%d bytes" % (sent, len(out), len(got), want))
+            r, w, _ = select.select([raw], [raw] if sent < len(out) else [], [], 1.0)
+            if w:
+                try:
+                    sent += raw.send(out[sent:sent + 65536])
+                except BlockingIOError:
+                    pass
+            if r:
+                try:
+                    chunk = raw.recv(262144)
+                except BlockingIOError:
+                    continue
+                self.assertNotEqual(chunk, b"", "closed after %d bytes" % len(got))
+                incoming.write(chunk)
+                while True:
+                    try:
+                        got += obj.read(1 << 20)
+                    except ssl.SSLWantReadError:
+                        break
+        raw.setblocking(True)
+        lines = bytes(got).split(b"\n")
+        self.assertEqual(lines[0] + b"\n", i_no("k0"))
+        self.assertEqual(lines[n // 2] + b"\n", i_no("k%d" % (n // 2)))
+        self.assertEqual(lines[n - 1] + b"\n", i_no("k%d" % (n - 1)))
+        self.assertEqual(len(lines), n + 1)
+        self.assertEqual(probe.req("i probe"), i_no("probe"))
+
+    def test_key_update_from_the_client(self):
+        # TLS 1.3 KeyUpdate asking for ours too (s_client's "K"): the
+        # connection goes on.
+        d = self.tls_daemon()
+        s = self.s_client(d, quiet=False, extra=["-tls1_3"])
+        s.send(b"g ku\n")
+        s.expect(g_ok("ku"))
+        s.send(b"K\n")
+        s.wait_stderr("KEYUPDATE")
+        s.send(b"i ku\n")
+        s.expect(i_yes("ku"))
+        s.send(b"k\n")  # without asking for ours
+        s.wait_stderr("KEYUPDATE", 2)
+        s.send(b"r ku\n")
+        s.expect(r_ok("ku"))
 
     def test_over_ipv4_and_ipv6(self):
         if not ports.have_ipv6():
@@ -610,6 +697,17 @@ class Stalls(TlsCase):
     def test_half_a_record_header_is_dropped(self):
         self.check_dropped(b"\x16\x03")
 
+    def test_stall_on_the_wss_port_is_dropped(self):
+        d = self.tls_daemon(["--ssl-handshake-timeout", "1"], ws_tls=True)
+        held = self.holder(d)
+        stall = socket.create_connection(("127.0.0.1", d.ws_port), timeout=TIMEOUT)
+        self.addCleanup(stall.close)
+        stall.sendall(client_hello()[:50])
+        got = read_to_close(stall)
+        self.assertTrue(got == b"" or got[0] == TLS_ALERT, got)
+        self.settle_metric(d, "glockd_tls_handshake_timeouts_total", 1)
+        self.still_served(held)
+
 
 class Reload(TlsCase):
 
@@ -693,6 +791,33 @@ class Memory(TlsCase):
         self.settle_metric(d, "glockd_tls_connections", 0)
 
 
+class ReloadCa(TlsCase):
+
+    def test_sighup_rereads_the_client_ca(self):
+        p = self.pki
+        ca = os.path.join(self.tmp, "clients-ca.pem")
+        shutil.copyfile(p["ca"], ca)
+        d = TlsDaemon(self.tmp, ["--ssl", "--ssl-cert", p["server"], "--ssl-key",
+                                 p["server_key"], "--ssl-ca", ca])
+        self.addCleanup(self._finish, d)
+        d.start()
+        old = self.holder(d, cert="client")
+        self.refused(d, self.context("other_client"))
+        # Now only other_ca's clients: ca's new ones are refused, the open
+        # one goes on.
+        shutil.copyfile(p["other_ca"], ca)
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log_lines(d, "reloaded TLS certificates")
+        ctx = self.context("other_client")
+        raw = socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT)
+        new = Client(ctx.wrap_socket(raw, server_hostname="127.0.0.1"), "tcp")
+        self.addCleanup(new.close)
+        self.assertEqual(new.req("i held"), i_yes("held"))
+        self.refused(d, self.context("client"))
+        self.still_served(old)
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 2)
+
+
 class Orphaning(TlsCase):
 
     def check_freed(self, leave):
@@ -747,6 +872,16 @@ class SubjectName(TlsCase):
         # dump keeps ADDRs.
         self.assertEqual(a.multi("dump"),
                          [b"map[x:%s y:%s]\n" % (a.addr().encode(), b.addr().encode())])
+
+    def test_a_resumed_session_keeps_the_certificate_name(self):
+        d = self.tls_daemon(["--ssl-subject-name"])
+        ctx = self.context("client")
+        a = self.tls(d, ctx=ctx)
+        self.assertEqual(a.req("me"), b"1 %s client-one\n" % a.addr().encode())  # ticket read
+        self.assertIsNotNone(a.sock.session)
+        b = self.tls(d, ctx=ctx, session=a.sock.session)
+        self.assertTrue(b.sock.session_reused)
+        self.assertEqual(b.req("me"), b"1 %s client-one\n" % b.addr().encode())
 
     def test_verbose_log_shows_the_name_registered(self):
         # -verbose logs renames; with a certificate's name that is CN/X, not
@@ -1003,6 +1138,55 @@ class Hostile(TlsCase):
         self.assertEqual(self.metric(d, "glockd_tls_handshake_timeouts_total"), 0)
         self.wait_log_lines(d, "TLS handshake failed")
 
+    def test_a_client_hello_bigger_than_64_kib_fails(self):
+        # A ClientHello declared 96 KiB long, sent as full records: the
+        # daemon holds at most 64 KiB of handshake input, then fails it
+        # (without waiting for the timeout).
+        d = self.tls_daemon(["--ssl-handshake-timeout", "3"])  # a failure, not this
+        held = self.holder(d)
+        s = self.raw(d)
+        body = b"\x01\x01\x80\x00" + bytes(16380)
+        data = b"\x16\x03\x01\x40\x00" + body
+        data += (b"\x16\x03\x01\x40\x00" + bytes(16384)) * 5  # 96 KiB in all
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        got = read_to_close(s)
+        self.assertTrue(got == b"" or got[0] == TLS_ALERT, got)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_timeouts_total"), 0,
+                         "the daemon waited for the rest of the ClientHello")
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 1)
+        self.still_served(held)
+
+    def test_a_client_that_never_reads_is_paused_and_others_are_served(self):
+        # Requests whose answers it never reads, sent over TLS: the daemon
+        # stops reading it at its output bound; the others go on.
+        d = self.tls_daemon(["--max-output-per-connection", "256KiB"])
+        held = self.holder(d)
+        raw, obj, incoming, outgoing = self.bio_client(d)
+        raw.setblocking(False)
+        data, sent = b"", 0
+        deadline = time.monotonic() + TIMEOUT
+        while self.metric(d, "glockd_paused_connections") < 1:
+            if sent == len(data):  # more of the same, encrypted
+                obj.write(b"q\n" * 20000)
+                data, sent = outgoing.read(), 0
+            try:
+                sent += raw.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.01)
+            self.assertLess(time.monotonic(), deadline, "never paused (sent %d)" % sent)
+        self.still_served(held)
+        self.assertGreaterEqual(self.metric(d, "glockd_input_pauses_total") +
+                                self.metric(d, "glockd_output_pauses_total") +
+                                self.metric(d, "glockd_memory_pauses_total"), 1)
+        self.assertLessEqual(self.metric(d, "glockd_unsent_bytes"), 256 * 1024 + 64 * 1024)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        raw.close()
+        self.settle_metric(d, "glockd_paused_connections", 0)
+        self.still_served(held)
+
     def test_garbage_after_the_handshake_closes_only_that_connection(self):
         d = self.tls_daemon()
         held = self.holder(d)
@@ -1023,6 +1207,7 @@ class Hostile(TlsCase):
         s.expect(g_ok("reneg"))
         # "R" at the start of a line: s_client starts a renegotiation.
         s.send(b"R\n")
+        s.wait_stderr("RENEGOTIATING")
         renegotiated = s.read_until(lambda out: out.count(b", ServerHello\n") >= 2,
                                     "second ServerHello or end")
         self.assertFalse(renegotiated, "the daemon accepted a renegotiation:\n%s"
