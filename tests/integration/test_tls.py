@@ -508,12 +508,15 @@ class WellBehaved(TlsCase):
     def test_fin_without_close_notify_after_requests_gets_the_answers(self):
         # As on plain TCP (`printf ... | nc -N`): requests sent before the
         # end of the stream are answered.
+        # Then close_notify before the FIN (docs/PROTOCOL.md): with ragged
+        # EOFs not suppressed, a bare FIN would raise SSLEOFError here.
         d = self.tls_daemon()
-        c = self.tls(d)
+        c = self.tls(d, suppress_ragged_eofs=False)
         c.send(b"".join(b"i k%d\n" % k for k in range(100)))
         with socket.socket(fileno=os.dup(c.sock.fileno())) as dup:
             dup.shutdown(socket.SHUT_WR)
         self.assertEqual(c.lines(100), [i_no("k%d" % k) for k in range(100)])
+        self.assertEqual(c.sock.recv(100), b"")
 
     def test_a_big_pipelined_batch_is_answered_in_order(self):
         # Far more than one record and one turn, sent while reading (one
@@ -818,6 +821,34 @@ class ReloadCa(TlsCase):
         self.settle_metric(d, "glockd_tls_handshake_failures_total", 2)
 
 
+class AtTheMemoryBudget(TlsCase):
+
+    def test_new_tls_connections_wait_for_room(self):
+        # A handshake costs tens of KiB: at a full budget new TLS
+        # connections are refused (the client may retry); open ones go on.
+        d = self.tls_daemon(["--max-memory", "1MiB"])
+        a = self.tls(d)
+        big = "n" * 4000
+        held = []
+        for k in range(2000):
+            name = "%s%d" % (big, k)
+            got = a.req("g " + name)
+            if got == g_fail(name):
+                break
+            self.assertEqual(got, g_ok(name))
+            held.append(name)
+        else:
+            self.fail("the budget never refused a lock")
+        addr = self.refused(d, self.context("client"))
+        self.settle_metric(d, "glockd_tls_memory_refusals_total", 1)
+        self.wait_log_lines(d, addr + ": TLS connection refused: the memory budget")
+        self.assertEqual(a.req("i " + held[0]), i_yes(held[0]))
+        for name in held[: len(held) // 2]:
+            self.assertEqual(a.req("r " + name), r_ok(name))
+        b = self.tls(d, "client2")
+        self.assertEqual(b.req("g " + held[0]), g_ok(held[0]))
+
+
 class Orphaning(TlsCase):
 
     def check_freed(self, leave):
@@ -869,6 +900,10 @@ class SubjectName(TlsCase):
         self.assertEqual(b.req("g y"), g_ok("y"))
         self.assertEqual(a.multi("d"), [b"x: client-one/bob\n", b"y: client-two/client-one\n"])
         self.assertEqual(a.multi("who client-one"), [])
+        # iam alone goes back to the CN.
+        self.assertEqual(a.req("iam"), b"1 ok\n")
+        self.assertEqual(b.multi("d x"), [b"x: client-one\n"])
+        self.assertEqual(b.multi("who client-one"), [b"%s: client-one\n" % a.addr().encode()])
         # dump keeps ADDRs.
         self.assertEqual(a.multi("dump"),
                          [b"map[x:%s y:%s]\n" % (a.addr().encode(), b.addr().encode())])
