@@ -794,6 +794,49 @@ class Memory(TlsCase):
         self.settle_metric(d, "glockd_tls_connections", 0)
 
 
+class Sessions(TlsCase):
+
+    def test_a_kept_tls_session_is_resumed_on_another_tls_connection(self):
+        # The kept session drops its TLS state, not its locks.
+        d = self.tls_daemon(["--ssl-subject-name"])
+        a = self.tls(d, "client")
+        self.assertEqual(a.req("grace 600000"), b"1 Grace Set: 600000\n")
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        self.assertEqual(a.req("sg s"), sg_ok(1, "s"))
+        token = a.req("session")
+        self.assertRegex(token, rb"^1 Session: [0-9a-f]{32}\n$")
+        a.reset()
+        b = self.tls(d, "client2")
+        self.settle_metric(d, "glockd_tls_connections", 1)
+        self.assertEqual(b.req("g x"), g_fail("x"))  # kept: still held
+        self.assertEqual(b.req("resume " + token.split()[2].decode()),
+                         b"1 Resume Success: 1 1\n")
+        self.assertEqual(b.req("g x"), g_ok("x"))
+        self.assertEqual(b.multi("d x"), [b"x: client-two\n"])  # the name is not kept
+        self.assertEqual(b.req("r x"), r_ok("x"))
+        b.close()
+        c = self.tls(d)
+        self.assertEqual(c.req("g x"), g_ok("x"))
+
+
+class ReloadStorm(TlsCase):
+
+    def test_sighups_while_clients_connect(self):
+        # Contexts replaced while handshakes are under way: every one ends
+        # with the certificate of one context or the other, none fails.
+        d = self.tls_daemon()
+        held = self.holder(d)
+        for k in range(20):
+            d.proc.send_signal(signal.SIGHUP)
+            c = self.tls(d)
+            self.assertEqual(c.req("i held"), i_yes("held"))
+            c.close()
+        self.settle_metric(d, "glockd_tls_reloads_total", 1, at_least=True)
+        self.assertEqual(self.metric(d, "glockd_tls_reload_failures_total"), 0)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
+        self.still_served(held)
+
+
 class ReloadCa(TlsCase):
 
     def test_sighup_rereads_the_client_ca(self):
