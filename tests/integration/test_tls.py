@@ -2,16 +2,18 @@
 # TLS on the TCP port (--ssl) and on the websocket/HTTP port (--ws-ssl),
 # issue 12, against the real daemon: Python's ssl module and the
 # `openssl s_client` command as clients, a throw-away PKI from
-# tests/tlscerts.py (made once per class).
+# tests/tlscerts.py (made once for the whole file: it takes seconds on a
+# loaded machine; tests that change a file work on copies).
 #
 # Besides the well-behaved clients: refused handshakes (no certificate,
 # another CA's, a revoked one), stalled handshakes, plain TCP on the TLS
-# port, reload on SIGHUP, refusals at start, and the hostile checks of the
-# isolation issue rerun against the TLS port (stalls, garbage records,
-# renegotiation, a burst of handshakes). Throughout, a well-behaved TLS
-# client holding a lock must keep it and keep being answered. No timed
-# assertion: every wait is for a state (a log line, a metric, an EOF) with
-# the harness's generous deadline.
+# port, reload on SIGHUP, refusals at start, sessions, the memory budget,
+# and the hostile checks of the isolation issue rerun against the TLS port
+# (stalls, garbage records, renegotiation, a burst of handshakes, a
+# client that never reads). Throughout, a well-behaved TLS client holding
+# a lock must keep it and keep being answered. No timed assertion: every
+# wait is for a state (a log line, a metric, an EOF) with the harness's
+# generous deadline.
 #
 # Run with /usr/bin/python3 (python3-websockets is a Debian package).
 
