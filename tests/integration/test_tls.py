@@ -623,6 +623,10 @@ class Refusals(TlsCase):
     def test_client_certificate_from_another_ca(self):
         self.check_refused(self.context("other_client"))
 
+    def test_the_server_certificate_as_a_client_certificate(self):
+        # Signed by the CA, but for serverAuth only: not a client's.
+        self.check_refused(self.context("server"))
+
     def test_revoked_client_certificate(self):
         d = self.check_refused(self.context("revoked"), ["--ssl-crl", self.pki["crl"]])
         # Only the revoked one: the others of the CA still get in.
