@@ -1129,7 +1129,8 @@ class WsTls(TlsCase):
 
     @unittest.skipIf(websockets is None, "python3-websockets is not installed")
     def test_ws_ssl_ca_requires_a_client_certificate(self):
-        d = self.tls_daemon(["--ws-ssl-ca", self.pki["ca"]], ws_tls=True)
+        d = self.tls_daemon(["--ws-ssl-ca", self.pki["ca"], "--ssl-crl", self.pki["crl"]],
+                            ws_tls=True)
         held = self.holder(d)
         url = "wss://127.0.0.1:%d/" % d.ws_port
 
@@ -1145,10 +1146,14 @@ class WsTls(TlsCase):
         with self.assertRaises(refusals):
             asyncio.run(attempt(self.wss_context(None)))
         self.settle_metric(d, "glockd_tls_handshake_failures_total", 1)
+        with self.assertRaises(refusals):  # --ssl-crl applies there too
+            asyncio.run(attempt(self.wss_context("revoked")))
+        self.settle_metric(d, "glockd_tls_handshake_failures_total", 2)
         self.assertEqual(asyncio.run(attempt(self.wss_context("client"))), g_ok("wsx").decode())
         self.still_served(held)
-        # The TCP port's client certificate rules are its own.
+        # The TCP port's client certificate rules are its own (same CRL).
         self.refused(d, self.context(cert=None))
+        self.refused(d, self.context("revoked"))
 
 
 # --------------------------------------------------------------------------
