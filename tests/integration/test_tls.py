@@ -800,6 +800,20 @@ class Memory(TlsCase):
         self.settle_metric(d, "glockd_tls_connections", 0)
 
 
+class Shutdown(TlsCase):
+
+    def test_sigterm_says_close_notify_to_tls_clients(self):
+        d = self.tls_daemon()
+        a = self.tls(d, suppress_ragged_eofs=False)  # a bare FIN would raise SSLEOFError
+        self.assertEqual(a.req("g x"), g_ok("x"))
+        pending = self.raw(d)  # mid-handshake: just closed
+        pending.sendall(client_hello()[:20])
+        d.stop(signal.SIGTERM)  # exits 0, no sanitizer report
+        self.assertEqual(a.sock.recv(100), b"")
+        got = read_to_close(pending)
+        self.assertTrue(got == b"" or got[0] == TLS_ALERT, got)
+
+
 class Sessions(TlsCase):
 
     def test_a_kept_tls_session_is_resumed_on_another_tls_connection(self):
