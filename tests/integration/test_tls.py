@@ -1215,6 +1215,26 @@ class Hostile(TlsCase):
         self.still_served(held)
         self.settle_metric(d, "glockd_tls_connections", 1)
 
+    def test_100_client_hellos_never_finished(self):
+        # Each full ClientHello costs the daemon its side of the key
+        # exchange and a signature; the clients never go on. Spread over
+        # turns, they hold up no one, and each is dropped at the timeout.
+        d = self.tls_daemon(["--ssl-handshake-timeout", "1"])
+        held = self.holder(d)
+        socks = []
+        for k in range(100):
+            s = self.raw(d)
+            s.sendall(client_hello())
+            socks.append(s)
+            if k % 10 == 0:
+                self.still_served(held)
+        for s in socks:
+            got = read_to_close(s)  # the server's flight, then the drop
+            self.assertTrue(got == b"" or got[0] in (0x15, 0x16), got[:20])
+        self.settle_metric(d, "glockd_tls_handshake_timeouts_total", 100)
+        self.assertEqual(self.metric(d, "glockd_tls_handshake_failures_total"), 0)
+        self.still_served(held)
+
     def test_garbage_records_and_random_bytes(self):
         d = self.tls_daemon(["--ssl-handshake-timeout", "5"])
         held = self.holder(d)
