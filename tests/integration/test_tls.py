@@ -1331,6 +1331,7 @@ class Hostile(TlsCase):
         # "R" at the start of a line: s_client starts a renegotiation.
         s.send(b"R\n")
         s.wait_stderr("RENEGOTIATING")
+        self.still_served(held)  # while the attempt is under way
         renegotiated = s.read_until(lambda out: out.count(b", ServerHello\n") >= 2,
                                     "second ServerHello or end")
         self.assertFalse(renegotiated, "the daemon accepted a renegotiation:\n%s"
