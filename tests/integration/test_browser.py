@@ -30,6 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import TIMEOUT, free_port, g_ok, i_no, i_yes, tail  # noqa: E402
 from test_websocket import WsTestCase  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tlscerts  # noqa: E402  (tests/tlscerts.py)
+
 CHROMIUM = os.environ.get("GLOCKD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_TIMEOUT = 20.0   # one chromium run, start to exit
 PAGE_TIMEOUT_MS = 12000   # the page gives up and reports by then
@@ -76,7 +79,7 @@ function done() {
 setTimeout(() => { out.push('page-timeout'); done(); }, %(page_timeout)d);
 let ws;
 try {
-  ws = new WebSocket('ws://127.0.0.1:%(ws_port)d/');
+  ws = new WebSocket('%(scheme)s://127.0.0.1:%(ws_port)d/');
 } catch (e) {
   out.push('exception:' + e);
   done();
@@ -170,7 +173,7 @@ class PageServer:
 
 
 class Chromium:
-    def __init__(self, tmpdir, url):
+    def __init__(self, tmpdir, url, extra_args=()):
         self.profile = os.path.join(tmpdir, "chromium-profile")
         os.makedirs(self.profile, exist_ok=True)
         self.out_path = os.path.join(tmpdir, "chromium.stdout")
@@ -178,8 +181,8 @@ class Chromium:
         argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-extensions",
-                "--disable-dev-shm-usage", "--user-data-dir=" + self.profile,
-                "--dump-dom", url]
+                "--disable-dev-shm-usage", "--user-data-dir=" + self.profile] + \
+            list(extra_args) + ["--dump-dom", url]
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=err, start_new_session=True)
@@ -224,15 +227,15 @@ class BrowserTestCase(WsTestCase):
         super().setUpClass()
         ensure_chromium()
 
-    def run_page(self, d, script, while_open=None, http_port=0):
+    def run_page(self, d, script, while_open=None, http_port=0, scheme="ws", chromium_args=()):
         """Load a page running `script` against d; returns (what the page
         reported, what the dumped DOM shows). while_open() runs once the page
         reported, before its load event and so before chromium exits."""
         page = PAGE % {"ws_port": d.ws_port, "script": script,
-                       "page_timeout": PAGE_TIMEOUT_MS}
+                       "page_timeout": PAGE_TIMEOUT_MS, "scheme": scheme}
         with PageServer(page, http_port) as srv:
             url = "http://127.0.0.1:%d/" % srv.port
-            chrome = Chromium(self.tmp, url)
+            chrome = Chromium(self.tmp, url, chromium_args)
             self.addCleanup(chrome.kill)
             self.page_origin = "http://127.0.0.1:%d" % srv.port
             try:
@@ -316,6 +319,30 @@ class BrowserClient(BrowserTestCase):
         self.assertEqual(dom[0], "open", "the page saw %r" % dom)
         self.assertEqual(dom[2:], [i_no("after").decode()], "the page saw %r" % dom)
         self.assertNotIn("error", dom)
+
+
+class BrowserOverWss(BrowserTestCase):
+    """--ws-ssl: the page's wss:// socket, TLS with the test PKI's server
+    certificate (chromium told to accept its unknown CA)."""
+
+    def test_page_takes_a_lock_over_wss(self):
+        pki = tlscerts.make_pki(os.path.join(self.tmp, "pki"))
+        d = self.ws_daemon(ws_args=["--ws-ssl", "--ssl-cert", pki["server"],
+                                    "--ssl-key", pki["server_key"]])
+        t = self.tcp(d)  # the TCP port stays plain without --ssl
+        seen = {}
+
+        def while_open(report):
+            seen["i"] = t.req("i browserlock")
+
+        report, dom = self.run_page(d, SEQUENCE % json.dumps(["g browserlock",
+                                                              "i browserlock"]),
+                                    while_open, scheme="wss",
+                                    chromium_args=["--ignore-certificate-errors"])
+        want = ["open", g_ok("browserlock").decode(), i_yes("browserlock").decode()]
+        self.assertEqual(dom, want)
+        self.assertEqual(seen["i"], i_yes("browserlock"))
+        self.wait_answer(t, "i browserlock", i_no("browserlock"))  # orphaned on exit
 
 
 if __name__ == "__main__":

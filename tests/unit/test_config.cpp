@@ -139,3 +139,124 @@ TEST(Config, HelpAndVersionExitZero) {
   EXPECT_EQ(version.action, ParseOutcome::Action::ExitOk);
   EXPECT_NE(version.message.find("glockd "), std::string::npos);
 }
+
+// TLS flags (issue 12): which go together is checked at parse time; files
+// are checked at start (tests/integration/test_tls.py).
+TEST(Config, TlsDefaultsAreOff) {
+  Config c;
+  ASSERT_EQ(parse({}, c).action, ParseOutcome::Action::Run);
+  EXPECT_FALSE(c.ssl);
+  EXPECT_FALSE(c.ws_ssl);
+  EXPECT_FALSE(c.ssl_subject_name);
+  EXPECT_FALSE(c.tls_anywhere());
+  EXPECT_EQ(c.ssl_handshake_timeout_seconds, 10);
+  EXPECT_TRUE(c.ssl_cert.empty() && c.ssl_key.empty() && c.ssl_ca.empty() &&
+              c.ssl_crl.empty() && c.ws_ssl_ca.empty());
+}
+
+TEST(Config, TlsFlagsInEveryForm) {
+  // The original's Go forms (-ssl -ssl-cert F ...) and GNU ones.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"-ssl", "-ssl-cert", "c.pem", "-ssl-key", "k.pem", "-ssl-ca", "ca.pem"},
+           {"-ssl", "-ssl-cert=c.pem", "-ssl-key=k.pem", "-ssl-ca=ca.pem"},
+           {"--ssl", "--ssl-cert", "c.pem", "--ssl-key", "k.pem", "--ssl-ca", "ca.pem"},
+           {"-ssl=true", "--ssl-cert=c.pem", "-ssl-key", "k.pem", "--ssl-ca=ca.pem"}}) {
+    Config c;
+    const ParseOutcome out = parse(args, c);
+    ASSERT_EQ(out.action, ParseOutcome::Action::Run) << args[0] << ": " << out.message;
+    EXPECT_TRUE(c.ssl);
+    EXPECT_EQ(c.ssl_cert, "c.pem");
+    EXPECT_EQ(c.ssl_key, "k.pem");
+    EXPECT_EQ(c.ssl_ca, "ca.pem");
+    EXPECT_TRUE(c.tls_anywhere());
+  }
+  Config c;
+  ASSERT_EQ(parse({"--ssl", "--ssl-cert", "c", "--ssl-key", "k", "--ssl-ca", "a", "--ssl-crl",
+                   "r", "--ssl-handshake-timeout", "3", "--ssl-subject-name", "--ws-ssl",
+                   "--ws-ssl-ca", "w"},
+                  c)
+                .action,
+            ParseOutcome::Action::Run);
+  EXPECT_EQ(c.ssl_crl, "r");
+  EXPECT_EQ(c.ssl_handshake_timeout_seconds, 3);
+  EXPECT_TRUE(c.ssl_subject_name);
+  EXPECT_TRUE(c.ws_ssl);
+  EXPECT_EQ(c.ws_ssl_ca, "w");
+}
+
+TEST(Config, WsSslAloneNeedsNoClientCa) {
+  // Browsers rarely have a client certificate: --ws-ssl without any CA.
+  Config c;
+  const ParseOutcome out = parse({"--ws-ssl", "--ssl-cert", "c", "--ssl-key", "k"}, c);
+  ASSERT_EQ(out.action, ParseOutcome::Action::Run) << out.message;
+  EXPECT_TRUE(c.ws_ssl);
+  EXPECT_FALSE(c.ssl);
+  EXPECT_TRUE(c.tls_anywhere());
+}
+
+TEST(Config, TlsFlagsThatDoNotGoTogetherSayWhatIsMissing) {
+  struct Case { std::vector<std::string> args; std::vector<std::string> mentions; };
+  const std::vector<std::string> full = {"--ssl-cert", "c", "--ssl-key", "k", "--ssl-ca", "a"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> v = full;
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  for (const Case& k : std::vector<Case>{
+           {{"--ssl"}, {"--ssl-cert"}},
+           {{"--ssl", "--ssl-cert", "c", "--ssl-ca", "a"}, {"--ssl-key"}},
+           {{"--ssl", "--ssl-key", "k", "--ssl-ca", "a"}, {"--ssl-cert"}},
+           {{"--ssl", "--ssl-cert", "c", "--ssl-key", "k"}, {"--ssl-ca"}},
+           {{"--ws-ssl"}, {"--ws-ssl", "--ssl-cert"}},
+           {{"--ws-ssl", "--ssl-cert", "c"}, {"--ws-ssl", "--ssl-key"}},
+           {{"--ssl-cert", "c"}, {"--ssl-cert", "--ssl", "--ws-ssl"}},
+           {{"--ssl-key", "k"}, {"--ssl-key"}},
+           {{"--ssl-ca", "a"}, {"--ssl-ca"}},
+           {{"--ssl-crl", "r"}, {"--ssl-crl"}},
+           {{"--ssl-subject-name"}, {"--ssl-subject-name"}},
+           {with({"--ssl", "--ws-ssl-ca", "w"}), {"--ws-ssl-ca", "--ws-ssl"}},
+           {{"--ssl-handshake-timeout", "0"}, {"--ssl-handshake-timeout"}},
+           {{"--ssl-handshake-timeout", "3601"}, {"--ssl-handshake-timeout"}},
+           {{"--ssl-handshake-timeout", "soon"}, {"--ssl-handshake-timeout"}},
+           {{"-ssl", "-ssl-cert=c", "-ssl-key=k"}, {"--ssl-ca"}}}) {
+    Config c;
+    const ParseOutcome out = parse(k.args, c);
+    std::string argv;
+    for (const auto& a : k.args) argv += a + " ";
+    EXPECT_EQ(out.action, ParseOutcome::Action::ExitError) << argv;
+    for (const auto& m : k.mentions)
+      EXPECT_NE(out.message.find(m), std::string::npos) << argv << "-> " << out.message;
+    EXPECT_EQ(out.message.rfind("glockd: ", 0), 0u) << out.message;
+  }
+}
+
+TEST(Config, CheckTlsFlagsDirectly) {
+  Config c;
+  EXPECT_EQ(check_tls_flags(c), "");
+  c.ssl = true;
+  c.ssl_cert = "c";
+  c.ssl_key = "k";
+  EXPECT_NE(check_tls_flags(c).find("--ssl-ca"), std::string::npos);
+  c.ssl_ca = "a";
+  EXPECT_EQ(check_tls_flags(c), "");
+  c.ws_ssl_ca = "w";
+  EXPECT_NE(check_tls_flags(c).find("--ws-ssl-ca"), std::string::npos);
+  c.ws_ssl = true;
+  EXPECT_EQ(check_tls_flags(c), "");
+  c.ssl = false;  // --ws-ssl alone
+  c.ssl_ca.clear();
+  EXPECT_EQ(check_tls_flags(c), "");
+}
+
+TEST(Config, TlsWithPortZeroIsAccepted) {
+  // Under socket activation --port and --ws do not count (the sockets come
+  // from systemd), so --ssl with --port 0 and --ws-ssl with --ws 0 start;
+  // serve.cpp warns when no socket speaks TLS.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--ssl", "--ssl-cert", "c", "--ssl-key", "k", "--ssl-ca", "a", "--port", "0"},
+           {"--ws-ssl", "--ssl-cert", "c", "--ssl-key", "k", "--ws", "0"}}) {
+    Config c;
+    const ParseOutcome out = parse(args, c);
+    EXPECT_EQ(out.action, ParseOutcome::Action::Run) << args[0] << ": " << out.message;
+  }
+}
