@@ -306,6 +306,9 @@ def test(m, debname, pki):
 
 
 def main():
+    if not shutil.which("openssl"):
+        pkgtest.skip_or_fail(["openssl is missing (scripts/deps.sh test_deps installs it)"],
+                             "CI is set" if pkgtest.on_ci() else None)
     boot.preconditions()
     try:
         deb = pkgtest.ensure_deb(timeout=boot.DEB_WAIT_S)
