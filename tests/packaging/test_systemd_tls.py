@@ -179,7 +179,7 @@ def test(m, debname, pki):
     # A user outside the group cannot read them: the group is what lets the
     # service in. (glockd run by hand as nobody; it exits at once.)
     r = m.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-               "/usr/sbin/glockd", "--port=19999", "--ws=0"] + TLS_FLAGS.split(),
+               "/usr/sbin/glockd", "--port=19999", "--ws=19998"] + TLS_FLAGS.split(),
               check=False, timeout=30)
     check(r.returncode == 1 and re.search(
               rf"--ssl-(cert|key|ca) {CONF}/\S+: cannot read: Permission denied", r.stderr),
