@@ -4,8 +4,8 @@ test_systemd_boot.py (same machinery: systemd as PID 1 in private namespaces
 on a throw-away overlay of /, the package installed with apt).
 
 Checks what an admin who turns TLS on relies on: the package made the group
-glockd, /etc/glockd root:glockd 0750, the unit gives the dynamic user that
-group; with a throw-away PKI (tests/tlscerts.py) installed root:glockd 0640
+glockd-tls, /etc/glockd root:glockd-tls 0750, the unit gives the dynamic user that
+group; with a throw-away PKI (tests/tlscerts.py) installed root:glockd-tls 0640
 and GLOCKD_TLS set in /etc/default/glockd, a user outside the group cannot
 read the files but the sandboxed service can: the first TLS connection
 (client certificate, from inside the booted system's network) starts it
@@ -123,10 +123,10 @@ def journal(m):
 
 
 def install_files(m, pairs):
-    """The README's way to put a file in place: install it root:glockd 0640
+    """The README's way to put a file in place: install it root:glockd-tls 0640
     under a temporary name, then rename it over the old one."""
     for src, dst in pairs:
-        m.run(["install", "-m", "0640", "-o", "root", "-g", "glockd", src, dst + ".new"])
+        m.run(["install", "-m", "0640", "-o", "root", "-g", "glockd-tls", src, dst + ".new"])
     for _, dst in pairs:
         m.run(["mv", "-f", dst + ".new", dst])
 
@@ -143,18 +143,18 @@ def test(m, debname, pki):
                f"/var/tmp/glockd-test/{debname}"], check=False, timeout=120)
     if r.returncode != 0:
         raise Failure(f"apt-get install failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-    group = m.run(["getent", "group", "glockd"], check=False).stdout.strip()
-    check(re.match(r"^glockd:x:\d+:$", group) is not None,
-          f"the package created the system group glockd ({group!r})")
+    group = m.run(["getent", "group", "glockd-tls"], check=False).stdout.strip()
+    check(re.match(r"^glockd-tls:x:\d+:$", group) is not None,
+          f"the package created the system group glockd-tls ({group!r})")
     gid = int(group.split(":")[2])
-    check(gid < 1000, f"glockd is a system group (gid {gid})")
+    check(gid < 1000, f"glockd-tls is a system group (gid {gid})")
     st = os.stat(m.path(CONF))
     check(stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and st.st_gid == gid
           and stat.S_IMODE(st.st_mode) == 0o750,
-          f"{CONF} is root:glockd 0750 (uid {st.st_uid} gid {st.st_gid} "
+          f"{CONF} is root:glockd-tls 0750 (uid {st.st_uid} gid {st.st_gid} "
           f"mode {oct(stat.S_IMODE(st.st_mode))})")
-    check(m.show("glockd.service", "SupplementaryGroups") == "glockd",
-          "glockd.service has SupplementaryGroups=glockd")
+    check(m.show("glockd.service", "SupplementaryGroups") == "glockd-tls",
+          "glockd.service has SupplementaryGroups=glockd-tls")
     check(m.show("glockd.service", "ActiveState") == "inactive", "the daemon is not running yet")
     r = m.run(["systemctl", "try-reload-or-restart", "glockd"], check=False)
     check(r.returncode == 0 and m.show("glockd.service", "ActiveState") == "inactive",
@@ -168,7 +168,7 @@ def test(m, debname, pki):
     for n in ("server.pem", "server.key", "ca.pem"):
         st = os.stat(m.path(f"{CONF}/{n}"))
         check(st.st_uid == 0 and st.st_gid == gid and stat.S_IMODE(st.st_mode) == 0o640,
-              f"{CONF}/{n} is root:glockd 0640")
+              f"{CONF}/{n} is root:glockd-tls 0640")
     defaults = m.path("/etc/default/glockd")
     text = open(defaults).read()
     check(re.search(r'^GLOCKD_TLS=""$', text, re.M) is not None,
@@ -183,7 +183,7 @@ def test(m, debname, pki):
               check=False, timeout=30)
     check(r.returncode == 1 and re.search(
               rf"--ssl-(cert|key|ca) {CONF}/\S+: cannot read: Permission denied", r.stderr),
-          "glockd run by a user outside the group glockd exits 1 naming the flag, the file "
+          "glockd run by a user outside the group glockd-tls exits 1 naming the flag, the file "
           "and 'Permission denied'", f"exit {r.returncode}\n{r.stdout}{r.stderr}")
 
     # ---- The first TLS connection starts the sandboxed daemon; a lock.
@@ -199,7 +199,7 @@ def test(m, debname, pki):
     uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
     groups = re.search(r"^Groups:(.*)$", status, re.M).group(1).split()
     check(uid != 0 and str(gid) in groups,
-          f"the daemon runs as a dynamic user (uid {uid}) with the group glockd "
+          f"the daemon runs as a dynamic user (uid {uid}) with the group glockd-tls "
           f"(groups {groups})")
     old_port = old.sock.getsockname()[1]
     u = m.unix_client()
@@ -290,7 +290,7 @@ def test(m, debname, pki):
           (r.stdout + r.stderr)[-2000:])
     st = os.stat(m.path(CONF))
     check(st.st_uid == 0 and st.st_gid == gid and stat.S_IMODE(st.st_mode) == 0o750,
-          f"after the upgrade {CONF} is still root:glockd 0750")
+          f"after the upgrade {CONF} is still root:glockd-tls 0750")
     check(sorted(os.listdir(m.path(CONF))) == ["ca.pem", "server.key", "server.pem"],
           f"after the upgrade {CONF} holds the admin's files")
     check(m.show("glockd.service", "MainPID") not in ("0", main_pid),
