@@ -238,7 +238,9 @@ def test(m, debname, pki):
     m.run(["systemctl", "reload", "glockd"])
     wait_for("'reloaded TLS certificates' in the daemon's journal",
              lambda: "reloaded TLS certificates" in journal(m), timeout=10, interval=0.1)
-    check(True, "the journal says 'reloaded TLS certificates'")
+    reloaded = [x for x in journal(m).splitlines() if "reloaded TLS certificates" in x]
+    check("glockd-test-server-2" in reloaded[0],
+          f"the journal says 'reloaded TLS certificates', naming the new one: {reloaded[0]!r}")
     new = TlsClient(m, client_context(pki, "client2"))
     check(new.server_cn() == "glockd-test-server-2",
           f"a new connection gets the new certificate (CN {new.server_cn()!r})")
