@@ -1,16 +1,26 @@
 // One load-generating thread: a level-triggered epoll loop over many
 // non-blocking connections, each with a ring of send timestamps for the
 // requests it has in flight (answers come back in request order).
+//
+// The Worker is a template on TLS: Worker<false> is the plain path, whose
+// code is what it was before TLS (every TLS step is an `if constexpr`);
+// Worker<true> does the handshake after connect, writes each batch of
+// requests as one SSL_write (one TLS record) and reads with SSL_read.
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <memory>
+#include <cstdio>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "load.hpp"
+#include "tls.hpp"
 
 namespace bench {
 
@@ -21,7 +31,7 @@ constexpr std::uint64_t kStallNs = 50'000'000;
 constexpr int kMaxEvents = 512;
 
 struct Conn {
-  enum class State : std::uint8_t { Idle, Connecting, Open, Closed };
+  enum class State : std::uint8_t { Idle, Connecting, Handshaking, Open, Closed };
   int fd = -1;
   State state = State::Idle;
   bool answered = false;  // has had its first answer: leaves the opening window
@@ -35,7 +45,14 @@ struct Conn {
   std::unique_ptr<RequestSource> src;
 };
 
+struct TlsConn : Conn {
+  SSL* ssl = nullptr;
+};
+
+template <bool kTls>
 class Worker {
+  using Conn = std::conditional_t<kTls, TlsConn, bench::Conn>;
+
  public:
   Worker(const LoadOptions& o, unsigned first, unsigned count, std::uint64_t budget,
          const std::atomic<int>& phase, Progress& progress, WorkerResult& r)
@@ -48,6 +65,8 @@ class Worker {
   }
   ~Worker() {
     if (ep_ >= 0) ::close(ep_);
+    if constexpr (kTls)
+      for (Conn& c : conns_) SSL_free(c.ssl);
   }
   void run();
 
@@ -60,6 +79,9 @@ class Worker {
   void issue(Conn& c);
   void flush(Conn& c);
   void lost(Conn& c);
+  void handshake(Conn& c, unsigned i);
+  void read_tls(Conn& c);
+  void flush_tls(Conn& c);
   void set_events(Conn& c, std::uint32_t ev, unsigned i, int op = EPOLL_CTL_MOD);
   bool may_issue() const { return !stopping_ && (budget_ == 0 || issued_ < budget_); }
 
@@ -80,14 +102,16 @@ class Worker {
   bool measuring_ = false, stopping_ = false;
 };
 
-void Worker::set_events(Conn& c, std::uint32_t ev, unsigned i, int op) {
+template <bool kTls>
+void Worker<kTls>::set_events(Conn& c, std::uint32_t ev, unsigned i, int op) {
   epoll_event e{};
   e.events = ev;
   e.data.u32 = i;
   ::epoll_ctl(ep_, op, c.fd, &e);
 }
 
-Worker::Opened Worker::open_one(unsigned i) {
+template <bool kTls>
+typename Worker<kTls>::Opened Worker<kTls>::open_one(unsigned i) {
   Conn& c = conns_[i];
   int err = 0;
   c.fd = start_connect(o_.target, err);
@@ -108,7 +132,8 @@ Worker::Opened Worker::open_one(unsigned i) {
   return Opened::Started;
 }
 
-void Worker::run() {
+template <bool kTls>
+void Worker<kTls>::run() {
   ep_ = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<epoll_event> events(kMaxEvents);
   std::uint64_t drain_deadline = 0;
@@ -147,7 +172,8 @@ void Worker::run() {
   progress_.finished.store(true, std::memory_order_release);
 }
 
-void Worker::on_event(unsigned i, std::uint32_t ev) {
+template <bool kTls>
+void Worker<kTls>::on_event(unsigned i, std::uint32_t ev) {
   Conn& c = conns_[i];
   if (c.state == Conn::State::Connecting) {
     int err = 0;
@@ -161,18 +187,28 @@ void Worker::on_event(unsigned i, std::uint32_t ev) {
       c.state = Conn::State::Closed;
       return;
     }
-    c.state = Conn::State::Open;
     ++open_now_;
+    if constexpr (kTls) {
+      c.ssl = SSL_new(o_.tls);
+      SSL_set_fd(c.ssl, c.fd);
+      c.state = Conn::State::Handshaking;
+      return handshake(c, i);
+    }
+    c.state = Conn::State::Open;
     set_events(c, EPOLLIN, i);
     issue(c);
     return;
   }
+  if constexpr (kTls)
+    if (c.state == Conn::State::Handshaking) return handshake(c, i);
   if (c.state != Conn::State::Open) return;
   if (ev & EPOLLOUT) flush(c);
   if (c.state == Conn::State::Open && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))) read(c);
 }
 
-void Worker::read(Conn& c) {
+template <bool kTls>
+void Worker<kTls>::read(Conn& c) {
+  if constexpr (kTls) return read_tls(c);
   for (int i = 0; i < 8; ++i) {  // bounded: other connections get their turn
     const ssize_t n = ::recv(c.fd, scratch_.get(), kScratch, 0);
     if (n > 0) {
@@ -188,7 +224,8 @@ void Worker::read(Conn& c) {
   issue(c);
 }
 
-void Worker::consume(Conn& c, std::string_view bytes) {
+template <bool kTls>
+void Worker<kTls>::consume(Conn& c, std::string_view bytes) {
   std::string_view data = bytes;
   if (!c.in.empty()) {
     c.in.append(bytes);
@@ -233,7 +270,8 @@ void Worker::consume(Conn& c, std::string_view bytes) {
   else c.in.assign(data.substr(used));
 }
 
-void Worker::issue(Conn& c) {
+template <bool kTls>
+void Worker<kTls>::issue(Conn& c) {
   const std::uint32_t limit = c.answered ? o_.depth : 1;
   // At the end of a timed run a take still gets its release: a lock left
   // held by the load generator would make other connections' `w` wait out
@@ -249,7 +287,9 @@ void Worker::issue(Conn& c) {
   if (c.out.size() > c.out_off) flush(c);
 }
 
-void Worker::flush(Conn& c) {
+template <bool kTls>
+void Worker<kTls>::flush(Conn& c) {
+  if constexpr (kTls) return flush_tls(c);
   const auto i = static_cast<unsigned>(&c - conns_.data());
   while (c.out_off < c.out.size()) {
     const ssize_t n =
@@ -276,7 +316,8 @@ void Worker::flush(Conn& c) {
   }
 }
 
-void Worker::lost(Conn& c) {
+template <bool kTls>
+void Worker<kTls>::lost(Conn& c) {
   ++r_.disconnects;
   r_.unanswered += c.count;
   inflight_ -= c.count;
@@ -286,17 +327,104 @@ void Worker::lost(Conn& c) {
     ++r_.connect_failures;
   }
   --open_now_;
+  if constexpr (kTls) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   ::close(c.fd);
   c.fd = -1;
   c.state = Conn::State::Closed;
+}
+
+// The client's side of the handshake, driven by the socket's readiness.
+// It succeeds once the client sent its Finished; with TLS 1.3 the server
+// checks the client certificate after that, so a refused certificate shows
+// as an alert on the first read, and either way the connection counts as
+// opened only at its first answer.
+template <bool kTls>
+void Worker<kTls>::handshake(Conn& c, unsigned i) {
+  ERR_clear_error();
+  const int r = SSL_connect(c.ssl);
+  if (r == 1) {
+    c.state = Conn::State::Open;
+    set_events(c, EPOLLIN, i);
+    issue(c);
+    return;
+  }
+  const int e = SSL_get_error(c.ssl, r);
+  if (e == SSL_ERROR_WANT_READ) return set_events(c, EPOLLIN, i);
+  if (e == SSL_ERROR_WANT_WRITE) return set_events(c, EPOLLOUT, i);
+  if (r_.tls_failures++ == 0)
+    std::fprintf(stderr, "glockd-loadgen: TLS handshake failed: %s\n",
+                 tls_error("the server closed the connection").c_str());
+  lost(c);
+}
+
+// Every record the socket holds (read-ahead keeps what one recv brought in
+// inside OpenSSL, so stop only when it wants more from the socket).
+template <bool kTls>
+void Worker<kTls>::read_tls(Conn& c) {
+  for (;;) {
+    ERR_clear_error();
+    const int n = SSL_read(c.ssl, scratch_.get(), static_cast<int>(kScratch));
+    if (n > 0) {
+      consume(c, std::string_view(scratch_.get(), static_cast<std::size_t>(n)));
+      if (c.state != Conn::State::Open) return;
+      continue;
+    }
+    const int e = SSL_get_error(c.ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+    if (e == SSL_ERROR_SSL && r_.tls_failures++ == 0)
+      std::fprintf(stderr, "glockd-loadgen: TLS read failed: %s\n",
+                   tls_error("unknown error").c_str());
+    return lost(c);  // close_notify, EOF, reset or an alert: the server dropped us
+  }
+  issue(c);
+}
+
+// The batch issue() built is one SSL_write: one TLS record (a batch of 16
+// requests is a few hundred bytes, far below the 16 KiB record limit).
+template <bool kTls>
+void Worker<kTls>::flush_tls(Conn& c) {
+  const auto i = static_cast<unsigned>(&c - conns_.data());
+  while (c.out_off < c.out.size()) {
+    ERR_clear_error();
+    const int n = SSL_write(c.ssl, c.out.data() + c.out_off,
+                            static_cast<int>(c.out.size() - c.out_off));
+    if (n > 0) {
+      c.out_off += static_cast<std::size_t>(n);
+      continue;
+    }
+    const int e = SSL_get_error(c.ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      if (!c.want_out) {
+        c.want_out = true;
+        set_events(c, EPOLLIN | EPOLLOUT, i);
+      }
+      return;
+    }
+    if (e == SSL_ERROR_WANT_READ) return;  // the next read lets it go on
+    return lost(c);
+  }
+  c.out.clear();
+  c.out_off = 0;
+  if (c.want_out) {
+    c.want_out = false;
+    set_events(c, EPOLLIN, i);
+  }
 }
 
 }  // namespace
 
 void run_worker(const LoadOptions& o, unsigned first, unsigned count, std::uint64_t budget,
                 const std::atomic<int>& phase, Progress& progress, WorkerResult& result) {
-  Worker w(o, first, count, budget, phase, progress, result);
-  w.run();
+  if (o.tls != nullptr) {
+    Worker<true> w(o, first, count, budget, phase, progress, result);
+    w.run();
+  } else {
+    Worker<false> w(o, first, count, budget, phase, progress, result);
+    w.run();
+  }
 }
 
 }  // namespace bench
