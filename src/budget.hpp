@@ -24,7 +24,11 @@ class MemoryBudget {
     refresh();
   }
   std::size_t buffered() const { return buffered_; }
-  std::size_t used() const { return table_.memory_bytes() + buffered_; }
+  std::size_t used() const { return table_.memory_bytes() + buffered_ + external_; }
+  // Memory held for clients outside the table and the buffers: OpenSSL's
+  // state of TLS connections (the loop sets it every turn).
+  void set_external(std::size_t bytes) { external_ = bytes; }
+  std::size_t external() const { return external_; }
   // At the budget: requests that would grow the table are refused, and
   // inspection answers (as large as the table) wait their turn. As of the
   // last refresh(): the loop refreshes it every turn and whenever a
@@ -56,6 +60,7 @@ class MemoryBudget {
  private:
   std::size_t limit_;
   const LockTable& table_;
+  std::size_t external_ = 0;
   std::size_t buffered_ = 0;  // unsigned arithmetic: rebuffer() may wrap and come back
   ConnId inspector_ = kNil;
   bool full_ = false;

@@ -14,7 +14,8 @@ std::vector<std::string> normalise_go_flags(int argc, char** argv,
   out.reserve(static_cast<std::size_t>(argc));
   for (int i = 0; i < argc; ++i) {
     std::string_view arg = argv[i];
-    const std::string_view name = arg.substr(1, arg.find('=') - 1);
+    // An empty argument (--unix '') is a value, never a flag.
+    const std::string_view name = arg.size() > 2 ? arg.substr(1, arg.find('=') - 1) : "";
     if (i > 0 && arg.size() > 2 && arg[0] == '-' && arg[1] != '-' &&
         std::find(long_names.begin(), long_names.end(), name) != long_names.end()) {
       out.push_back("-" + std::string(arg));

@@ -26,8 +26,9 @@ enum class Deadline : std::uint8_t {
   Wait,     // a blocked w/sw gives up
   Drain,    // a Draining connection's last answers must be read by then
   Grace,    // a kept session's locks are released
+  Handshake,  // a TLS handshake must be over (--ssl-handshake-timeout)
 };
-inline constexpr std::size_t kDeadlines = 4;
+inline constexpr std::size_t kDeadlines = 5;
 
 class Connection {
  public:
@@ -130,7 +131,9 @@ class Connection {
   // Moves the answers made so far into the send buffer through the byte
   // stream; false when a send is in flight or there is nothing to send.
   bool take_output() {
-    if (in_flight_.send != 0 || out.empty()) return false;
+    if (in_flight_.send != 0) return false;
+    // A stream of its own (TLS) may have bytes to send without answers.
+    if (out.empty() && (stream_->shared() || !stream_->has_output())) return false;
     assert(sent == sending.size());
     sending.clear();
     sent = 0;
@@ -138,6 +141,19 @@ class Connection {
     return !sending.empty();
   }
   std::string_view send_rest() const { return std::string_view(sending).substr(sent); }
+  // The stream's closing bytes (TLS close_notify) into the send buffer,
+  // once; false when there are none or a send is in flight.
+  bool take_close() {
+    if (in_flight_.send != 0 || stream_->shared() || close_taken_) return false;
+    close_taken_ = true;
+    sending.clear();
+    sent = 0;
+    stream_->close(sending);
+    return !sending.empty();
+  }
+  // The socket is gone: a stream's state (TLS) is not kept for a detached
+  // session's grace period.
+  void drop_stream() { stream_.reset(&PlainStream::instance()); }
 
   // Writes one answer through the framing: write(buffer) fills the buffer
   // the framing gives, which is then framed into `out`. (The per-request
@@ -158,6 +174,7 @@ class Connection {
   bool fin_sent = false;          // Draining: shutdown(SHUT_WR) done
   bool peer_eof = false;          // the peer's FIN (or an error) was read
   bool fin_seen = false;          // Throttled: the hangup poll saw the peer's FIN
+  bool handshake_queued = false;  // its TLS handshake waits for CPU in a later turn
   std::array<std::int64_t, kDeadlines> deadlines{};  // 0: none
   Session session;
   LineReader reader;
@@ -188,6 +205,7 @@ class Connection {
  private:
   State state_ = State::Free;
   State after_throttle_ = State::Reading;
+  bool close_taken_ = false;
   InFlight in_flight_;
   LayerPtr<Framing> framing_;
   LayerPtr<ByteStream> stream_;

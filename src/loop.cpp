@@ -138,8 +138,8 @@ int Loop::run() {
                      conns_.in_use(), kShutdownGrace.count());
         break;
       }
-    } else if (!backlog_.empty()) {
-      timeout = 0;  // requests wait their turn: look for completions, then serve them
+    } else if (!backlog_.empty() || !handshake_backlog_.empty()) {
+      timeout = 0;  // requests (handshakes) wait their turn: look for completions, then serve them
     } else {
       // About to sleep: give back what a burst left behind, and sleep no
       // longer than the earliest deadline.
@@ -153,6 +153,7 @@ int Loop::run() {
       return 1;
     }
     ++turn_;
+    handshake_spent_ns_ = 0;
     begin_phase();
     // Not cut by the turn's time slice: a completion left in the queue
     // keeps its receive buffer from everyone (the buffers are shared), and
@@ -345,10 +346,14 @@ void Loop::on_deadline(Connection& c, Deadline d) {
       return drain_timeout(c);
     case Deadline::Grace:
       return expire_kept(c);
+    case Deadline::Handshake:
+      return handshake_timeout(c);
   }
 }
 
 void Loop::end_of_turn() {
+  if (!handshake_backlog_.empty()) serve_deferred_handshakes();
+  if (tls_.tcp || tls_.ws) budget_.set_external(tls::allocated());  // OpenSSL's share
   budget_.refresh();  // what this turn's requests added to the table
   // The table's peak for maybe_trim() (buffers are seen by reaccount()).
   if ((turn_ & 63) == 0) trim_peak_ = std::max(trim_peak_, budget_.used());

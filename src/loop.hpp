@@ -26,6 +26,7 @@
 #include "protocol.hpp"
 #include "registry.hpp"
 #include "ring.hpp"
+#include "tls.hpp"
 #include "token_mark.hpp"
 
 namespace glockd {
@@ -35,6 +36,16 @@ namespace glockd {
 // daemon for nothing; call it before opening listeners so an early signal
 // is not fatal. Returns the blocked set.
 sigset_t take_over_signals();
+
+// The TLS contexts of the TCP port (--ssl) and of the websocket port
+// (--ws-ssl); null where that port is plain.
+struct TlsContexts {
+  std::unique_ptr<tls::Context> tcp;
+  std::unique_ptr<tls::Context> ws;
+};
+// Loads what the config names; on failure the error names the flag, the
+// file and the problem, and `out` is unchanged.
+std::string load_tls(const Config& config, TlsContexts& out);
 
 class Loop final {
  public:
@@ -52,6 +63,8 @@ class Loop final {
   std::string init();
   // Serves until SIGTERM, SIGINT or SIGQUIT; returns the process exit status.
   int run();
+  // TLS for the ports that have it (before run()).
+  void use_tls(TlsContexts contexts) { tls_ = std::move(contexts); }
   // Called once the loop is serving (readiness notification).
   void on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
 
@@ -85,7 +98,11 @@ class Loop final {
   void take_pending_accepts();
 
   // loop_requests.cpp: bytes to requests to outcomes.
-  void on_input(Connection& c, std::string_view wire);
+  void on_input(Connection& c, std::string_view wire) {
+    if (c.stream().shared()) on_bytes(c, wire);  // a plain socket: no call per read
+    else tls_input(c, wire);
+  }
+  void on_bytes(Connection& c, std::string_view bytes);
   void framing_deadline(Connection& c);
   void framing_deadline_update(Connection& c);
   void take_requests(Connection& c, std::string_view text);
@@ -158,6 +175,18 @@ class Loop final {
   // loop_http.cpp: the HTTP endpoints of the websocket port.
   std::string http_response(const http::Request& request);
   std::string metrics_text();
+
+  // loop_tls.cpp: TLS connections' handshakes (CPU bounded per turn, and
+  // in time), failures, and certificates reloaded on SIGHUP.
+  // The stream for a new connection; null when it is refused (logged).
+  ByteStream* tls_stream(const std::string& addr, Transport transport);
+  void tls_input(Connection& c, std::string_view wire);
+  void tls_step(Connection& c, std::string_view wire);
+  void handshake_done(Connection& c);
+  void tls_failed(Connection& c);
+  void handshake_timeout(Connection& c);
+  void serve_deferred_handshakes();
+  void reload_tls(std::uint32_t pid);
 
   // loop_close.cpp: the end of connections and of the loop.
   void on_signal(const io_uring_cqe& cqe);
@@ -249,6 +278,22 @@ class Loop final {
   RateLimit drain_limit_;
   RateLimit memory_limit_;
   RateLimit sighup_limit_{std::chrono::seconds(1)};
+
+  // TLS (loop_tls.cpp).
+  TlsContexts tls_;
+  std::vector<std::pair<ConnId, std::uint32_t>> handshake_backlog_;  // (slot, gen), in order
+  std::int64_t handshake_spent_ns_ = 0;  // handshake CPU this turn
+  std::size_t open_tls_ = 0;
+  std::uint64_t tls_handshakes_ = 0;
+  std::uint64_t tls_failures_ = 0;
+  std::uint64_t tls_timeouts_ = 0;
+  std::uint64_t tls_deferrals_ = 0;
+  std::uint64_t tls_reloads_ = 0;
+  std::uint64_t tls_reload_failures_ = 0;
+  std::uint64_t tls_memory_refusals_ = 0;
+  RateLimit tls_failure_limit_;
+  RateLimit tls_timeout_limit_;
+  RateLimit tls_memory_limit_;
 };
 
 }  // namespace glockd

@@ -102,23 +102,34 @@ void Loop::adopt(int fd, Transport transport) {
                                   std::to_string(max_connections_) + ") reached");
     return;
   }
+  std::string addr;
+  if (transport == Transport::Unix) {
+    addr = "unix:" + std::to_string(++unix_counter_);
+  } else {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    addr = ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? format_peer(ss) : "?";
+  }
+  // A plain socket shares one stream; a TLS port gives each its own.
+  ByteStream* stream = tls_stream(addr, transport);
+  if (stream == nullptr) {
+    ::close(fd);
+    return;
+  }
   Connection& c = conns_.allocate();
   LayerPtr<Framing> framing(&LineFraming::instance());
   if (transport == Transport::Ws)
     framing.reset(new WebSocketFraming(WebSocketFraming::Limits{
         config_.http_max_header, config_.ws_max_message, config_.ws_handshake_timeout_seconds,
         config_.ws_message_timeout_seconds, &config_.ws_origins}));
-  c.start(fd, transport, std::move(framing), LayerPtr<ByteStream>(&PlainStream::instance()));
-  if (transport == Transport::Unix) {
-    c.session.addr = "unix:" + std::to_string(++unix_counter_);
-  } else {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    c.session.addr = ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0
-                         ? format_peer(ss)
-                         : "?";
-  }
+  c.start(fd, transport, std::move(framing), LayerPtr<ByteStream>(stream));
+  c.session.addr = std::move(addr);
   protocol_->attach(c.session);
+  if (!stream->shared()) {
+    ++open_tls_;
+    arm_deadline(c, Deadline::Handshake,
+                 after_ms(std::int64_t{config_.ssl_handshake_timeout_seconds} * 1000));
+  }
   ++open_;
   ++accepted_;
   ++open_by_transport_[static_cast<int>(transport)];

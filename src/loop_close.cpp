@@ -1,7 +1,7 @@
 // The end of connections and of the loop: terminate (locks released, or
 // kept for a grace period), drain the last answers, close once nothing is
-// in flight; and the graceful shutdown on SIGTERM/SIGINT/SIGQUIT (SIGHUP is
-// only logged).
+// in flight; and the graceful shutdown on SIGTERM/SIGINT/SIGQUIT (SIGHUP
+// reloads the TLS certificates).
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -24,15 +24,9 @@ void Loop::on_signal(const io_uring_cqe& cqe) {
   if (cqe.res == static_cast<int>(sizeof siginfo_)) {
     const int sig = static_cast<int>(siginfo_.ssi_signo);
     if (sig == SIGHUP) {
-      // A sysadmin's reflex `kill -HUP` must not drop a fleet's locks; it
-      // is the signal a later release will reload its certificates on.
-      // Rate limited: a storm of them must not flood the log.
-      std::uint64_t suppressed = 0;
-      if (sighup_limit_.allow(suppressed))
-        spdlog::info("received SIGHUP from pid {}: nothing to reload yet (SIGHUP will reload "
-                     "certificates in a later release); still serving, every lock kept{}",
-                     siginfo_.ssi_pid,
-                     suppressed > 0 ? fmt::format(" ({} more not logged)", suppressed) : "");
+      // `systemctl reload`: the TLS certificates are read again; nothing
+      // else changes, every lock is kept (loop_tls.cpp).
+      reload_tls(siginfo_.ssi_pid);
       arm_signal();
       return;
     }
@@ -72,6 +66,8 @@ void Loop::terminate(Connection& c, const char* why, bool deliver_answers) {
   // Whatever deadline it had (a wait, an HTTP head) no longer applies.
   disarm_deadline(c, Deadline::Wait);
   disarm_deadline(c, Deadline::Framing);
+  disarm_deadline(c, Deadline::Handshake);
+  if (!c.stream().shared()) --open_tls_;
   if (c.in_flight().hangup != 0) cancel(c, Op::Hangup);
   // Requests not served and a message not finished will never be: their
   // memory goes now, not when the drain ends.
@@ -109,6 +105,8 @@ void Loop::drain_step(Connection& c) {
   assert(c.state() == State::Draining);
   if (c.in_flight().send != 0) return;
   if (c.take_output()) return send_rest(c);
+  // TLS: our close_notify goes before our FIN (once).
+  if (c.take_close()) return send_rest(c);
   // All sent. close() with the peer's bytes unread would reset the
   // connection, and the reset destroys answers the kernel has not delivered
   // yet; so, as web servers do, send FIN and read (and drop) what the peer
@@ -153,6 +151,7 @@ void Loop::maybe_close(Connection& c) {
   // Nothing of ours is in flight: the descriptor and the slot can go.
   ring_.close(c.fd);
   c.fd = -1;
+  c.drop_stream();  // a kept session keeps its locks, not its TLS state
   if (c.session.kept) c.closed();  // -> Detached, until resumed or expired
   else free_slot(c);
 }

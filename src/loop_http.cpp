@@ -67,6 +67,19 @@ std::string Loop::metrics_text() {
   in.turn_deferrals = deferred_;
   in.ws_message_timeouts = ws_message_timeouts_;
   in.malloc_trims = trims_;
+  if (tls_.tcp || tls_.ws) {
+    in.tls = true;
+    in.tls_connections = open_tls_;
+    in.tls_memory = tls::allocated();
+    in.tls_handshakes = tls_handshakes_;
+    in.tls_handshake_failures = tls_failures_;
+    in.tls_handshake_timeouts = tls_timeouts_;
+    in.tls_handshake_deferrals = tls_deferrals_;
+    in.tls_memory_refusals = tls_memory_refusals_;
+    in.tls_reloads = tls_reloads_;
+    in.tls_reload_failures = tls_reload_failures_;
+    in.tls_certificate_expiry = (tls_.tcp ? *tls_.tcp : *tls_.ws).not_after();
+  }
   in.bytes_received = bytes_in_;
   in.bytes_sent = bytes_out_;
   in.uptime_seconds = static_cast<double>(now_ns() - started_ns_) / 1e9;

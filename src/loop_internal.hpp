@@ -18,6 +18,10 @@ constexpr std::uint32_t kTurnRequests = 64;
 // kClockEvery requests.
 constexpr std::chrono::microseconds kTurnSlice{2000};
 constexpr std::uint32_t kClockEvery = 64;
+// TLS handshakes (an RSA-2048 signature costs about 0.4 ms) stop for a
+// turn once they have taken this long in it; the rest continue next turn,
+// in order, so a burst of them cannot hold other clients' answers up.
+constexpr std::chrono::microseconds kHandshakeSlice{1000};
 // A connection with more than this of requests not yet served stops being
 // read until it is down to half (Loop::read_ahead_): the recv buffers are
 // shared, and a flood that is served 64 requests a turn must not take them

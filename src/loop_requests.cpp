@@ -73,8 +73,7 @@ class Loop::Sink final : public FramingSink {
   account(c);
 }
 
-void Loop::on_input(Connection& c, std::string_view wire) {
-  const std::string_view bytes = c.stream().decode(wire);
+void Loop::on_bytes(Connection& c, std::string_view bytes) {
   if (c.framing().transparent()) {
     take_requests(c, bytes);
   } else {

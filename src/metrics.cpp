@@ -100,6 +100,30 @@ std::string render_metrics(const MetricsInput& in) {
          "Times a connection's requests waited for a later turn of the loop (fair turns).");
   metric(out, "glockd_ws_message_timeouts_total", "counter", in.ws_message_timeouts,
          "Websocket connections closed for not finishing a message (--ws-message-timeout).");
+  if (in.tls) {
+    metric(out, "glockd_tls_connections", "gauge", in.tls_connections,
+           "Open TLS connections (also counted in glockd_connections).");
+    metric(out, "glockd_tls_memory_bytes", "gauge", in.tls_memory,
+           "Memory OpenSSL holds for TLS connections (counted in glockd_memory_used_bytes).");
+    metric(out, "glockd_tls_handshakes_total", "counter", in.tls_handshakes,
+           "TLS handshakes completed.");
+    metric(out, "glockd_tls_handshake_failures_total", "counter", in.tls_handshake_failures,
+           "TLS handshakes that failed (no or a refused client certificate, not TLS, ...).");
+    metric(out, "glockd_tls_handshake_timeouts_total", "counter", in.tls_handshake_timeouts,
+           "TLS connections dropped for not finishing the handshake in "
+           "--ssl-handshake-timeout.");
+    metric(out, "glockd_tls_handshake_deferrals_total", "counter", in.tls_handshake_deferrals,
+           "TLS handshakes that waited for a later turn of the loop (handshake CPU is bounded "
+           "per turn).");
+    metric(out, "glockd_tls_memory_refusals_total", "counter", in.tls_memory_refusals,
+           "TLS connections refused because the memory budget (--max-memory) was full.");
+    metric(out, "glockd_tls_reloads_total", "counter", in.tls_reloads,
+           "Certificate reloads (SIGHUP) that took effect.");
+    metric(out, "glockd_tls_reload_failures_total", "counter", in.tls_reload_failures,
+           "Certificate reloads (SIGHUP) refused: the certificates loaded before stay.");
+    metric(out, "glockd_tls_certificate_expiry_timestamp_seconds", "gauge",
+           in.tls_certificate_expiry, "When the server certificate (--ssl-cert) expires, unix time.");
+  }
   metric(out, "glockd_malloc_trims_total", "counter", in.malloc_trims,
          "Times freed memory was given back to the kernel after a burst.");
   metric(out, "glockd_received_bytes_total", "counter", in.bytes_received,

@@ -39,6 +39,18 @@ struct MetricsInput {
   std::uint64_t output_pauses = 0;
   std::uint64_t turn_deferrals = 0;
   std::uint64_t ws_message_timeouts = 0;
+  // TLS (only rendered when a port speaks it).
+  bool tls = false;
+  std::size_t tls_connections = 0;
+  std::size_t tls_memory = 0;                  // OpenSSL's allocations
+  std::uint64_t tls_handshakes = 0;
+  std::uint64_t tls_handshake_failures = 0;
+  std::uint64_t tls_handshake_timeouts = 0;
+  std::uint64_t tls_handshake_deferrals = 0;
+  std::uint64_t tls_memory_refusals = 0;
+  std::uint64_t tls_reloads = 0;
+  std::uint64_t tls_reload_failures = 0;
+  std::int64_t tls_certificate_expiry = 0;     // unix time
   std::uint64_t malloc_trims = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;

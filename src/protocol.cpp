@@ -218,6 +218,13 @@ void Protocol::attach(Session& s) {
   sessions_[s.id] = &s;
 }
 
+void Protocol::name_from_certificate(Session& s, std::string name) {
+  s.certificate_name = std::move(name);
+  if (!features_.registry) return;
+  registry_.set(s.id, s.certificate_name);
+  if (events_) events_->renamed(s.id, s.certificate_name);
+}
+
 void Protocol::forget(const Session& s) {
   assert(s.id < sessions_.size() && sessions_[s.id] == &s);
   assert(s.holdings.total() == 0 && !s.kept);
@@ -280,7 +287,12 @@ void Protocol::answer_now(Session& s, Command cmd, std::string_view name, std::s
     }
     case Command::iam:
       if (!features_.registry) return out.append(kDisabled), void();
-      if (name.empty()) registry_.drop(s.id);
+      // A certificate's name stays: `iam X` adds to it (CN/X), so a
+      // client cannot pass itself off as another.
+      if (!s.certificate_name.empty())
+        registry_.set(s.id, name.empty() ? s.certificate_name
+                                         : s.certificate_name + "/" + std::string(name));
+      else if (name.empty()) registry_.drop(s.id);
       else registry_.set(s.id, name);
       if (events_) events_->renamed(s.id, name);
       out.append("1 ok\n");

@@ -50,6 +50,7 @@ struct Session {
   ConnId id = kNil;
   std::string addr;            // IP:PORT, [IP]:PORT or unix:N (set before attach())
   std::uint32_t grace_ms = 0;  // keep locks this long after a drop (`grace`)
+  std::string certificate_name;  // --ssl-subject-name: the client certificate's CN
   bool kept = false;           // dropped, its locks kept for grace_ms (resumable)
   Holdings holdings;
 };
@@ -127,6 +128,9 @@ class Protocol final : public LineHandler {
   // address, until forget(): while open, closing, and kept after a drop.
   void attach(Session& s);
   void forget(const Session& s);
+  // --ssl-subject-name: the connection is registered as its client
+  // certificate's CN, as if it had sent `iam CN` (and keeps it: see iam).
+  void name_from_certificate(Session& s, std::string name);
   // The name a connection is shown under when it has not registered one.
   std::string_view addr(ConnId conn) const;
 

@@ -71,6 +71,15 @@ int serve(int argc, char** argv, LineHandler* handler) {
     if (std::string err = token_mark.start(clock_token()); !err.empty()) return fail(err);
   }
 
+  // TLS files before any port is taken: a bad certificate refuses the
+  // start without touching the network. OpenSSL's memory is counted in
+  // --max-memory from its first allocation.
+  TlsContexts tls;
+  if (config.tls_anywhere()) {
+    tls::count_allocations();
+    if (std::string err = load_tls(config, tls); !err.empty()) return fail(err);
+  }
+
   Activation activation = adopt_systemd_sockets(config.keepalive_seconds);
   if (!activation.error.empty()) return fail(activation.error);
   std::vector<Listener> listeners;
@@ -97,6 +106,7 @@ int serve(int argc, char** argv, LineHandler* handler) {
     remove_socket_files();
     return fail(err);
   }
+  loop.use_tls(std::move(tls));
   loop.on_ready([&] { notify_ready(status); });
   const int rc = loop.run();
   remove_socket_files();

@@ -1,5 +1,5 @@
 // ByteStream: the layer between the socket and the framing. A plain socket
-// passes bytes through; TLS (to come) decrypts what is read and encrypts
+// passes bytes through; TLS (tls.hpp) decrypts what is read and encrypts
 // what is sent, and is one more implementation of this interface.
 #pragma once
 
@@ -26,6 +26,28 @@ class ByteStream {
   // A transparent stream (a plain socket) is one object shared by every
   // connection, and costs no call per read or send.
   bool shared() const { return transparent_; }
+
+  // --- a stream with a state of its own (TLS); the loop asks only when
+  // the stream is not shared, so a plain socket pays nothing for these.
+  // Its handshake is over (a plain socket has none).
+  virtual bool established() const { return true; }
+  // It has bytes of its own to send (handshake, alerts): encode() takes
+  // them, with the application's bytes or without.
+  virtual bool has_output() const { return false; }
+  // Why it failed (the connection is over), or empty.
+  virtual const std::string& failure() const {
+    static const std::string none;
+    return none;
+  }
+  // The peer ended the stream (TLS close_notify): nothing more will come.
+  virtual bool peer_closed() const { return false; }
+  // Keeps bytes read from the socket to be decoded later (decode({})): a
+  // handshake waiting for the loop's next turn.
+  virtual void hold(std::string_view) {}
+  // The stream's own closing bytes (close_notify), appended to `wire`.
+  virtual void close(std::string&) {}
+  // The peer's name as its certificate gives it (the subject CN), or empty.
+  virtual std::string peer_name() const { return {}; }
 
  protected:
   explicit ByteStream(bool transparent) : transparent_(transparent) {}

@@ -92,6 +92,14 @@ TEST(Config, NormaliseLeavesUnknownAndValuesAlone) {
   EXPECT_EQ(out, (std::vector<std::string>{"glockd", "--port", "-1", "-x", "--bind", "::1"}));
 }
 
+TEST(Config, EmptyArgumentIsAValue) {
+  // `--unix ''` (no unix socket) once threw out of the flag normaliser.
+  Config c;
+  ASSERT_EQ(parse({"--unix", "", "-port", "0"}, c).action, ParseOutcome::Action::Run);
+  EXPECT_EQ(c.unix_path, "");
+  EXPECT_EQ(c.port, 0);
+}
+
 TEST(Config, RepeatedBind) {
   Config c;
   ASSERT_EQ(parse({"--bind", "127.0.0.1", "--bind", "::1"}, c).action,
