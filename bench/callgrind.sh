@@ -11,6 +11,9 @@
 # included) over the N requests answered. Runs of the same binary and load
 # agree closely; use a release build. Output files stay in $OUT (default: a
 # temporary directory, removed at the end).
+# TLS=DIR (a tests/tlscerts.py PKI, e.g. made by bench/tls.sh): the server
+# runs with --ssl and DIR's server certificate, the load generator connects
+# with DIR's client certificate; the figure then includes the 50 handshakes.
 set -euo pipefail
 
 BUILD=${1:?usage: bench/callgrind.sh BUILD_DIR [SERVER]}
@@ -20,6 +23,12 @@ REQUESTS=${REQUESTS:-200000}
 CONNECTIONS=${CONNECTIONS:-50}
 DEPTHS=${DEPTHS:-"16 1"}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
+TLS=${TLS:-}
+SERVER_TLS=() CLIENT_TLS=()
+if [ -n "$TLS" ]; then
+  SERVER_TLS=(--ssl --ssl-cert "$TLS/server.pem" --ssl-key "$TLS/server.key" --ssl-ca "$TLS/ca.pem")
+  CLIENT_TLS=(--tls-ca "$TLS/ca.pem" --tls-cert "$TLS/client.pem" --tls-key "$TLS/client.key")
+fi
 
 for f in "$SERVER" "$LOADGEN"; do
   [ -x "$f" ] || { echo "callgrind.sh: $f: not an executable (build it first)" >&2; exit 2; }
@@ -43,6 +52,11 @@ free_port() {
 # Succeeds once something on 127.0.0.1:$1 answers `q` with a line; fails
 # after $READY_TIMEOUT s or as soon as process $2 has exited.
 wait_ready() {
+  if [ -n "$TLS" ]; then  # the load generator's ping speaks TLS; the server must be alive
+    "$LOADGEN" --mode ping --port "$1" --timeout "$READY_TIMEOUT" "${CLIENT_TLS[@]}" >/dev/null &&
+      kill -0 "$2" 2>/dev/null
+    return
+  fi
   python3 - "$1" "$2" "$READY_TIMEOUT" <<'EOF'
 import os, socket, sys, time
 port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -74,7 +88,7 @@ run_one() {  # depth
   for _ in 1 2 3 4 5; do
     port=$(free_port)
     valgrind --tool=callgrind --callgrind-out-file="$cg" \
-      "$SERVER" --port "$port" --bind 127.0.0.1 --ws 0 >"$log" 2>&1 &
+      "$SERVER" --port "$port" --bind 127.0.0.1 --ws 0 "${SERVER_TLS[@]}" >"$log" 2>&1 &
     PID=$!
     if wait_ready "$port" "$PID"; then break; fi
     kill -KILL "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=
@@ -82,7 +96,7 @@ run_one() {  # depth
   if [ -z "$PID" ]; then
     echo "callgrind.sh: $SERVER did not start (see $log)" >&2; tail -20 "$log" >&2; exit 1
   fi
-  if ! "$LOADGEN" --port "$port" --connections "$CONNECTIONS" --depth "$depth" \
+  if ! "$LOADGEN" --port "$port" "${CLIENT_TLS[@]}" --connections "$CONNECTIONS" --depth "$depth" \
       --requests "$REQUESTS" --timeout "$READY_TIMEOUT" --drain 30 >"$load" 2>&1; then
     echo "callgrind.sh: glockd-loadgen failed:" >&2; cat "$load" >&2; exit 1
   fi
