@@ -14,6 +14,7 @@
 # TLS=DIR (a tests/tlscerts.py PKI, e.g. made by bench/tls.sh): the server
 # runs with --ssl and DIR's server certificate, the load generator connects
 # with DIR's client certificate; the figure then includes the 50 handshakes.
+# LOADGEN_ARGS: more options for the load generator (e.g. "--tls-version 1.2").
 set -euo pipefail
 
 BUILD=${1:?usage: bench/callgrind.sh BUILD_DIR [SERVER]}
@@ -96,7 +97,8 @@ run_one() {  # depth
   if [ -z "$PID" ]; then
     echo "callgrind.sh: $SERVER did not start (see $log)" >&2; tail -20 "$log" >&2; exit 1
   fi
-  if ! "$LOADGEN" --port "$port" "${CLIENT_TLS[@]}" --connections "$CONNECTIONS" --depth "$depth" \
+  # shellcheck disable=SC2086  # LOADGEN_ARGS is split into words on purpose
+  if ! "$LOADGEN" --port "$port" "${CLIENT_TLS[@]}" ${LOADGEN_ARGS:-} --connections "$CONNECTIONS" --depth "$depth" \
       --requests "$REQUESTS" --timeout "$READY_TIMEOUT" --drain 30 >"$load" 2>&1; then
     echo "callgrind.sh: glockd-loadgen failed:" >&2; cat "$load" >&2; exit 1
   fi
