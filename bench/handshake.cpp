@@ -106,10 +106,14 @@ void HsWorker::finish(unsigned i, bool ok, const char* why) {
     ++r_.completed;
     if (measuring_) r_.latency.record(now_ns() - s.t0);
     if (s.ssl != nullptr) {
-      if (SSL_session_reused(s.ssl)) ++r_.resumed;
+      if (SSL_session_reused(s.ssl) && measuring_) ++r_.resumed;
       if (o_.tls_resume) {
         SSL_SESSION_free(s.session);
         s.session = SSL_get1_session(s.ssl);
+        // Without our close_notify OpenSSL marks the session not resumable
+        // when the SSL is freed (a connection cut short may have been an
+        // attack on it).
+        SSL_shutdown(s.ssl);
       }
     }
   } else {

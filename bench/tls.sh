@@ -6,7 +6,8 @@
 #  - handshakes: full handshakes per second from a pool of client slots (each
 #    connect, handshake with a client certificate, one request, RST) and the
 #    server's CPU per handshake, with EC P-256 and RSA-2048 certificates
-#    (tests/tlscerts.py), next to plain TCP's connect + request + RST.
+#    (tests/tlscerts.py), next to plain TCP's connect + request + RST, and
+#    with EC the same resuming each slot's last session (a ticket).
 # Server pinned to SERVER_CPU, load generator to CLIENT_CPU; RUNS rounds, each
 # round alternating which goes first; medians over rounds.
 #
@@ -131,6 +132,8 @@ for ((r = 1; r <= RUNS; r++)); do
         --duration "$DURATION" --warmup "$WARMUP"
     done
     loadgen "hs.r$r" "$kind" --mode handshake --connections "$HS_SLOTS" "${HS[@]}"
+    [ "$kind" = plain ] || loadgen "hs-resume.r$r" "$kind" --mode handshake --tls-resume 1 \
+      --connections "$HS_SLOTS" "${HS[@]}"
     stop_server
   done
   if [ -z "$SMOKE" ]; then
@@ -176,6 +179,9 @@ hs.r1 ec handshakes == $HS_COUNT
 hs.r1 ec failures == 0
 hs.r1 ec tls == 1
 hs.r1 ec server_us_per_hs > 0
+hs-resume.r1 ec handshakes == $HS_COUNT
+hs-resume.r1 ec failures == 0
+hs-resume.r1 ec resumed > 0
 EOF
 )
   start_server ec

@@ -85,13 +85,14 @@ def main():
     print("%-22s %10s %11s %11s %11s %11s %7s  %s" % (
         "server certificate", "conns/s", "srv us/conn", "cli us/conn", "p50 us", "p99 us",
         "other%", "anomalies"))
-    names = {"plain": "plain TCP (no TLS)", "ec": "TLS, EC P-256", "rsa": "TLS, RSA-2048"}
-    for server in ("plain", "ec", "rsa"):
-        rs = by.get(("hs", server))
+    names = {("hs", "plain"): "plain TCP (no TLS)", ("hs", "ec"): "TLS, EC P-256",
+             ("hs", "rsa"): "TLS, RSA-2048", ("hs-resume", "ec"): "TLS, EC, resumed"}
+    for key, name in names.items():
+        rs = by.get(key)
         if not rs:
             continue
         print("%-22s %10s %11s %11s %11s %11s %7s  %s" % (
-            names[server], fmt(med(num(r, "hs_per_s") for r in rs)),
+            name, fmt(med(num(r, "hs_per_s") for r in rs)),
             fmt(med(num(r, "server_us_per_hs") for r in rs), 1),
             fmt(med(num(r, "client_us_per_hs") for r in rs), 1),
             fmt(med(num(r, "p50_us") for r in rs)), fmt(med(num(r, "p99_us") for r in rs)),
