@@ -272,7 +272,8 @@ void Loop::on_send(Connection& c, const io_uring_cqe& cqe) {
   bytes_out_ += static_cast<std::uint64_t>(cqe.res);
   if (!c.send_rest().empty()) return send_rest(c);  // short send: the rest goes next
   if (c.state() == State::Draining) return drain_step(c);
-  if (!c.out.empty()) queue_flush(c);
+  // Answers made meanwhile, or a stream's own bytes (a TLS key update).
+  if (!c.out.empty() || (!c.stream().shared() && c.stream().has_output())) queue_flush(c);
   // A burst's buffers are not kept (the sum of their sizes may not change,
   // so account() would not look).
   if (c.sending.capacity() > kKeepBuffer || c.out.capacity() > kKeepBuffer) release_buffers(c);

@@ -23,6 +23,13 @@ namespace glockd::tls {
 bool count_allocations();
 std::size_t allocated();
 
+// OpenSSL's reason for its last failure; its error queue is emptied (it is
+// per thread: a reason left there would be blamed on the next connection).
+std::string openssl_reason();
+// A certificate's subject CN as one line of printable text (at most 256
+// bytes), or empty.
+std::string common_name(X509* cert);
+
 // What a context is made of, and the flags that name each file in errors.
 struct Files {
   std::string cert, key;  // --ssl-cert, --ssl-key

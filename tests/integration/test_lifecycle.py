@@ -260,8 +260,8 @@ class Signals(DaemonTestCase):
         self.assertEqual(t1.req("g held"), g_ok("held"))
         self.assertEqual(u.req("sg shared"), sg_ok(1, "shared"))
         d.proc.send_signal(signal.SIGHUP)
-        self.wait_log(d, "received SIGHUP from pid %d: nothing to reload yet (SIGHUP will "
-                      "reload certificates in a later release)" % os.getpid())
+        self.wait_log(d, "received SIGHUP from pid %d: no TLS configured, nothing to reload; "
+                      "still serving, every lock kept" % os.getpid())
         self.assertTrue(d.running())
         self.assertTrue(os.path.exists(d.unix_path), "unix socket file removed")
         self.assertEqual(self.wait_pidfile(d).strip(), str(d.proc.pid))
