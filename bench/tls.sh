@@ -16,7 +16,8 @@
 #   bench/tls.sh --smoke GLOCKD LOADGEN   # tiny, checks only that it works (smoke_test.sh)
 #
 # Settings (environment): BUILD (release build directory, default
-# /tmp/glockd-bench-build), RUNS (5), DURATION (4 s per load run), WARMUP (1),
+# /tmp/glockd-bench-build), GLOCKD (another daemon binary to measure, e.g. an
+# experiment; default BUILD/glockd), RUNS (5), DURATION (4 s per load run), WARMUP (1),
 # CONNS (50), DEPTHS ("16 1"), HS_SLOTS (16 handshakes under way at once),
 # HS_DURATION (3 s), SERVER_CPU (0), CLIENT_CPU (1), OUT (raw logs, results.txt,
 # summary.txt).
@@ -34,7 +35,7 @@ else
     meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
   fi
   ninja -C "$BUILD" glockd bench/glockd-loadgen >/dev/null
-  GLOCKD=$BUILD/glockd
+  GLOCKD=${GLOCKD:-$BUILD/glockd}
   LOADGEN=$BUILD/bench/glockd-loadgen
 fi
 RUNS=${RUNS:-5}
@@ -119,7 +120,7 @@ loadgen() {  # tag kind args...: pinned, keeps the log, records the RESULT line
 
 echo "glockd TLS benchmark: $RUNS rounds; load: $CONNS connections at depth(s) $DEPTHS," \
      "${DURATION}s after ${WARMUP}s; handshakes: $HS_SLOTS slots, ${HS_DURATION}s; raw logs in $OUT"
-echo "glockd $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?'); $(openssl version);" \
+echo "$GLOCKD ($(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?')); $(openssl version);" \
      "machine: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$HS_COUNT" -gt 0 ]; then HS=(--requests "$HS_COUNT"); else HS=(--duration "$HS_DURATION" --warmup 0.5); fi
 for ((r = 1; r <= RUNS; r++)); do
