@@ -15,6 +15,10 @@
 # runs with --ssl and DIR's server certificate, the load generator connects
 # with DIR's client certificate; the figure then includes the 50 handshakes.
 # LOADGEN_ARGS: more options for the load generator (e.g. "--tls-version 1.2").
+# HANDSHAKES=N (with TLS=DIR): instead of the load, N full handshakes (the
+# load generator's handshake mode, 4 at a time), and
+#   callgrind handshakes=N instructions_per_handshake=X
+# (start-up included: take the difference of two N for the marginal cost).
 set -euo pipefail
 
 BUILD=${1:?usage: bench/callgrind.sh BUILD_DIR [SERVER]}
@@ -82,7 +86,7 @@ field() { { grep '^RESULT ' "$1" || true; } | tail -1 | tr ' ' '\n' | sed -n "s/
 
 run_one() {  # depth
   local depth=$1 port cg log load
-  cg=$OUT/callgrind.depth$depth.out
+  cg=$OUT/callgrind.depth$depth.out  # depth "hs": the handshakes
   log=$OUT/server.depth$depth.log
   load=$OUT/loadgen.depth$depth.out
   # The port may be taken between free_port and the bind: try a few.
@@ -97,9 +101,11 @@ run_one() {  # depth
   if [ -z "$PID" ]; then
     echo "callgrind.sh: $SERVER did not start (see $log)" >&2; tail -20 "$log" >&2; exit 1
   fi
+  local what=(--connections "$CONNECTIONS" --depth "$depth" --requests "$REQUESTS" --drain 30)
+  [ "$depth" != hs ] || what=(--mode handshake --connections 4 --requests "$HANDSHAKES")
   # shellcheck disable=SC2086  # LOADGEN_ARGS is split into words on purpose
-  if ! "$LOADGEN" --port "$port" "${CLIENT_TLS[@]}" ${LOADGEN_ARGS:-} --connections "$CONNECTIONS" --depth "$depth" \
-      --requests "$REQUESTS" --timeout "$READY_TIMEOUT" --drain 30 >"$load" 2>&1; then
+  if ! "$LOADGEN" --port "$port" "${CLIENT_TLS[@]}" ${LOADGEN_ARGS:-} "${what[@]}" \
+      --timeout "$READY_TIMEOUT" >"$load" 2>&1; then
     echo "callgrind.sh: glockd-loadgen failed:" >&2; cat "$load" >&2; exit 1
   fi
   kill -TERM "$PID"
@@ -110,6 +116,15 @@ run_one() {  # depth
     echo "callgrind.sh: $SERVER exited with status $rc after SIGTERM" >&2; tail -20 "$log" >&2; exit 1
   fi
   local served ir
+  if [ "$depth" = hs ]; then
+    served=$(field "$load" handshakes)
+    ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg" | head -1)
+    [ "$(field "$load" failures)" = 0 ] || echo "callgrind.sh: warning: failed handshakes:" \
+      "$(grep '^RESULT ' "$load")" >&2
+    awk -v n="$served" -v ir="$ir" \
+      'BEGIN { printf "callgrind handshakes=%s instructions_per_handshake=%.0f\n", n, ir / n }'
+    return
+  fi
   served=$(field "$load" requests)
   ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg" | head -1)
   [ -n "$ir" ] || ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$cg" | head -1)
@@ -124,4 +139,9 @@ run_one() {  # depth
     'BEGIN { printf "callgrind depth=%s requests=%s instructions_per_request=%.0f\n", d, n, ir / n }'
 }
 
+if [ -n "${HANDSHAKES:-}" ]; then
+  [ -n "$TLS" ] || { echo "callgrind.sh: HANDSHAKES needs TLS=DIR" >&2; exit 2; }
+  run_one hs
+  exit 0
+fi
 for depth in $DEPTHS; do run_one "$depth"; done

@@ -62,7 +62,7 @@ def main():
                 continue
             print("%-8s %-6s %11s %9s %9s %11s %11s %7s  %s" % (
                 cfg, "tls" if server == "ec" else "plain",
-                fmt(med(num(r, "rps") for r in rs)), fmt(med(num(r, "p50_us") for r in rs)),
+                fmt(med(num(r, "rps") for r in rs), 0), fmt(med(num(r, "p50_us") for r in rs)),
                 fmt(med(num(r, "p99_us") for r in rs)),
                 fmt(med(num(r, "server_us_per_req") for r in rs), 3),
                 fmt(med(num(r, "client_us_per_req") for r in rs), 3),
@@ -92,7 +92,7 @@ def main():
         if not rs:
             continue
         print("%-22s %10s %11s %11s %11s %11s %7s  %s" % (
-            name, fmt(med(num(r, "hs_per_s") for r in rs)),
+            name, fmt(med(num(r, "hs_per_s") for r in rs), 0),
             fmt(med(num(r, "server_us_per_hs") for r in rs), 1),
             fmt(med(num(r, "client_us_per_hs") for r in rs), 1),
             fmt(med(num(r, "p50_us") for r in rs)), fmt(med(num(r, "p99_us") for r in rs)),
