@@ -184,8 +184,6 @@ ParseOutcome parse_command_line(int argc, char** argv, Config& config) {
 }
 
 std::string check_tls_flags(const Config& c) {
-  if (c.ssl && c.port == 0)
-    return "--ssl secures the TCP port, but --port is 0: give a port, or drop --ssl";
   if (c.tls_anywhere()) {
     const char* who = c.ssl ? "--ssl" : "--ws-ssl";
     if (c.ssl_cert.empty())
@@ -202,8 +200,6 @@ std::string check_tls_flags(const Config& c) {
            "them, PEM)";
   if (!c.ws_ssl_ca.empty() && !c.ws_ssl)
     return "--ws-ssl-ca takes effect only with --ws-ssl: add it";
-  if (c.ws_ssl && c.ws_port == 0)
-    return "--ws-ssl secures the websocket port, but --ws is 0: give a port, or drop --ws-ssl";
   return {};
 }
 

@@ -104,7 +104,8 @@ std::string render_metrics(const MetricsInput& in) {
     metric(out, "glockd_tls_connections", "gauge", in.tls_connections,
            "Open TLS connections (also counted in glockd_connections).");
     metric(out, "glockd_tls_memory_bytes", "gauge", in.tls_memory,
-           "Memory OpenSSL holds for TLS connections (counted in glockd_memory_used_bytes).");
+           "Memory OpenSSL holds: the loaded certificates and CAs, and every TLS connection's "
+           "state (counted in glockd_memory_used_bytes).");
     metric(out, "glockd_tls_handshakes_total", "counter", in.tls_handshakes,
            "TLS handshakes completed.");
     metric(out, "glockd_tls_handshake_failures_total", "counter", in.tls_handshake_failures,

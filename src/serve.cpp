@@ -94,6 +94,20 @@ int serve(int argc, char** argv, LineHandler* handler) {
     listeners = std::move(opened.listeners);
   }
 
+  // Under socket activation --port and --ws do not count: what matters is
+  // whether a TCP (websocket) socket came. None is odd, not fatal.
+  const auto has = [&](Transport t) {
+    for (const Listener& l : listeners)
+      if (l.transport == t) return true;
+    return false;
+  };
+  if (config.ssl && !has(Transport::Tcp))
+    spdlog::warn("--ssl: there is no TCP socket (--port 0, or none from systemd): nothing "
+                 "speaks TLS");
+  if (config.ws_ssl && !has(Transport::Ws))
+    spdlog::warn("--ws-ssl: there is no websocket socket (--ws 0, or none from systemd): "
+                 "nothing speaks TLS there");
+
   const std::string status = summary(listeners);
   // Removes the socket files glockd made, unless the loop's clean stop did
   // already or another glockd's file stands there now.

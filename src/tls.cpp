@@ -266,8 +266,10 @@ std::unique_ptr<Context> Context::load(const Files& f, std::string& error) {
   // No renegotiation (its CPU is the peer's to spend), no compression.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // An idle connection keeps no record buffers (about 34 KiB each).
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // An idle connection keeps no record buffers (about 34 KiB each). The
+  // chain sent is the --ssl-cert file's, as Go sends it: never one OpenSSL
+  // completes from the client CAs.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   // Resumption by tickets only: no server memory per session.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(ctx, 1);

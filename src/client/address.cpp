@@ -12,8 +12,8 @@ namespace {
 
 Error bad(std::string_view text, const std::string& why) {
   return Error{Errc::Address, "bad server address '" + std::string(text) + "': " + why +
-                                  " (use unix:/path, /path, host:port, tcp://host:port or "
-                                  "[ipv6]:port)"};
+                                  " (use unix:/path, /path, host:port, tcp://host:port, "
+                                  "[ipv6]:port or tls://host:port)"};
 }
 
 Result<std::uint16_t> parse_port(std::string_view all, std::string_view p) {
@@ -83,7 +83,7 @@ Result<Address> parse_tcp(std::string_view all, std::string_view hp) {
 std::string Address::text() const {
   if (kind == Kind::Unix) return "unix:" + path;
   const bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (tls ? "tls://" : "") + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 Result<Address> parse_address(std::string_view text) {
@@ -92,15 +92,12 @@ Result<Address> parse_address(std::string_view text) {
   if (text[0] == '/' || starts_with(text, "./") || starts_with(text, "../")) {
     return parse_unix(text, text);
   }
-  if (starts_with(text, "tls://")) {
-    return Error{Errc::Address, "'" + std::string(text) +
-                                    "': TLS (tls://) is not supported by this glock yet; use "
-                                    "tcp://host:port or a unix socket"};
-  }
-  if (starts_with(text, "tcp://")) {
+  if (starts_with(text, "tcp://") || starts_with(text, "tls://")) {
     auto rest = text.substr(6);
     if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-    return parse_tcp(text, rest);
+    auto a = parse_tcp(text, rest);
+    if (a) a->tls = starts_with(text, "tls://");
+    return a;
   }
   if (text.find("://") != std::string_view::npos) {
     return bad(text, "unknown scheme '" + std::string(text.substr(0, text.find("://"))) + "'");

@@ -1,5 +1,6 @@
 // Where the daemon is: the forms of glock's --server (unix:/path, /path,
-// tcp://host:port, host:port, [v6addr]:port) and the default's order.
+// tcp://host:port, host:port, [v6addr]:port, tls://host:port) and the
+// default's order.
 #pragma once
 
 #include <cstdint>
@@ -18,13 +19,14 @@ struct Address {
   std::string path;  // Unix
   std::string host;  // Tcp: a name, an IPv4 address or an IPv6 address (no brackets)
   std::uint16_t port = kDefaultPort;
+  bool tls = false;  // Tcp: tls://, the connection speaks TLS (client/tls.hpp)
 
-  // As the user would write it back: unix:/path, host:port or [v6]:port.
+  // As the user would write it back: unix:/path, host:port, [v6]:port, or
+  // tls://host:port and tls://[v6]:port.
   std::string text() const;
 };
 
-// Parses one address. "tls://" is refused with a message (not yet supported);
-// a missing port is 9999.
+// Parses one address; a missing port is 9999.
 Result<Address> parse_address(std::string_view text);
 
 // Where a client connects when no --server is given: $GLOCKD_SERVER if set

@@ -25,6 +25,7 @@ const char* errc_name(Errc code) {
     case Errc::Usage: return "usage";
     case Errc::Address: return "address";
     case Errc::Connect: return "connect";
+    case Errc::Certificate: return "certificate";
     case Errc::Io: return "io";
     case Errc::Closed: return "closed";
     case Errc::Timeout: return "timeout";

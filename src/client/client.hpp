@@ -2,11 +2,13 @@
 // the protocol (docs/PROTOCOL.md, Parts 1 and 2). Every call has a deadline;
 // failures are values (Result), never exceptions. After an Io, Closed or
 // Timeout error the connection is unusable (an answer may still be on its
-// way) and every further call fails at once: connect again.
+// way) and every further call fails at once: connect again. A tls://
+// address speaks TLS (client/tls.hpp) with the same calls and deadlines.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,7 +21,14 @@
 
 namespace glockd::client {
 
+class TlsContext;  // client/tls.hpp: load_tls()
+class TlsSession;
+struct TlsSessionDelete {
+  void operator()(TlsSession* s) const;
+};
+
 struct Options {
+  // Connecting, the TLS handshake included.
   std::chrono::milliseconds connect_timeout{5000};
   // How long the daemon has to answer a request (for w/sw: beyond MS).
   std::chrono::milliseconds request_timeout{10000};
@@ -28,6 +37,9 @@ struct Options {
   // interval, and TCP_USER_TIMEOUT for unacknowledged data), well before the
   // daemon's own keepalive would release the lock.
   int keepalive_seconds = 10;
+  // For a tls:// address: the certificates (load_tls). None: the server
+  // is checked against the system's CAs and no client certificate is sent.
+  std::shared_ptr<const TlsContext> tls;
 };
 
 struct Holder {        // one line of `d` or `sd`
@@ -63,10 +75,12 @@ class Client {
   static Result<Client> connect(const Address& address, const Options& options = {});
 
   Client(Client&&) = default;
-  Client& operator=(Client&&) = default;
+  Client& operator=(Client&&) = default;  // the connection replaced ends without close_notify
+  ~Client();  // over TLS, says close_notify first
 
   const Address& address() const { return address_; }
-  // The socket, for poll(); read it only through check_link().
+  // The socket, for poll(); read it only through check_link() (over TLS
+  // the readable bytes may be no answer at all, e.g. a session ticket).
   int fd() const { return fd_.get(); }
   bool usable() const { return static_cast<bool>(fd_); }
 
@@ -114,10 +128,11 @@ class Client {
 
  private:
   Client(UniqueFd fd, Address address, Options options)
-      : fd_(std::move(fd)), address_(std::move(address)), options_(options) {}
+      : fd_(std::move(fd)), address_(std::move(address)), options_(std::move(options)) {}
 
   using Clock = std::chrono::steady_clock;
 
+  Result<Done> start_tls(Clock::time_point deadline);
   Result<Done> check_name(std::string_view name, const char* what) const;
   Result<Done> send_all(std::string_view bytes, Clock::time_point deadline, std::string_view what);
   Result<std::string> read_line(Clock::time_point deadline, std::string_view what);
@@ -134,10 +149,12 @@ class Client {
   Result<bool> yes_no(std::string request, std::string_view yes, std::string_view no,
                       std::chrono::milliseconds extra = {});
 
+  std::unique_ptr<TlsSession, TlsSessionDelete> tls_;  // null: plain
   UniqueFd fd_;
   Address address_;
   Options options_;
   std::string in_;  // bytes received past the last line returned
+  bool answered_ = false;  // a line has come
 };
 
 }  // namespace glockd::client

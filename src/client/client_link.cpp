@@ -1,49 +1,27 @@
-// The client's link to the daemon: connecting with a deadline, one request
-// line out and its answer lines in (each with a deadline), and watching the
-// link while a lock is held. The typed calls are in client.cpp.
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
+// The client's link to the daemon: one request line out and its answer
+// lines in, each with a deadline, and watching the link while a lock is
+// held; over a plain socket or TLS alike (the socket I/O is one Step at a
+// time either way). Connecting is in connect.cpp, the typed calls in
+// client.cpp.
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "client/client.hpp"
+#include "client/io.hpp"
 #include "client/text.hpp"
+#include "client/tls.hpp"
 
 namespace glockd::client {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 std::string errno_text(int e) { return std::strerror(e); }
-
-// Rounded up, so that a poll() for this long does not end before the
-// deadline; capped for poll()'s int (the caller polls again).
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
-}
-
-// Waits for `events` on fd until the deadline: 1 ready, 0 timed out. A
-// deadline beyond the cap (a `w` of kMaxWaitMs is 24 days) takes several polls.
-int wait_for(int fd, short events, Clock::time_point deadline) {
-  for (;;) {
-    pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, remaining_ms(deadline));
-    if (n > 0 || (n == 0 && Clock::now() >= deadline)) return n;
-    if (n < 0 && errno != EINTR) return -1;
-  }
-}
 
 std::string sentinel_name() {
   unsigned char bytes[12];
@@ -61,110 +39,46 @@ std::string sentinel_name() {
   return s;
 }
 
-void set_keepalive(int fd, int seconds) {
-  if (seconds <= 0) return;
-  const int on = 1;
-  const int interval = std::max(1, seconds / 2);
-  const int count = 4;
-  const unsigned user_timeout_ms = static_cast<unsigned>(seconds + count * interval) * 1000u;
-  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &seconds, sizeof seconds);
-  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
-}
-
-// connect() on a blocking socket bounded by SO_SNDTIMEO (works for unix
-// and TCP sockets alike). Returns 0 or an errno.
-int connect_within(int fd, const sockaddr* sa, socklen_t len, milliseconds timeout) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1000;
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int rc;
-  do {
-    rc = ::connect(fd, sa, len);
-  } while (rc != 0 && errno == EINTR);
-  const int err = rc == 0 ? 0 : (errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno);
-  timeval zero{};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof zero);
-  return err;
-}
-
-std::string sockaddr_text(const sockaddr* sa) {
-  char host[NI_MAXHOST] = "?";
-  char port[NI_MAXSERV] = "?";
-  const socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  ::getnameinfo(sa, len, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
-  return sa->sa_family == AF_INET6 ? "[" + std::string(host) + "]:" + port
-                                   : std::string(host) + ":" + port;
-}
-
 bool is_part2(std::string_view request) {
   const auto cmd = request.substr(0, request.find(' '));
   return cmd == "w" || cmd == "sw" || cmd == "t" || cmd == "ra" || cmd == "grace" ||
          cmd == "session" || cmd == "resume";
 }
 
+// One step of sending or receiving, on the socket or through TLS.
+Step send_some(int fd, TlsSession* tls, std::string_view bytes) {
+  if (tls != nullptr) return tls->write(bytes);
+  for (;;) {
+    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return Step{Step::Moved, static_cast<std::size_t>(n)};
+    if (errno == EINTR) continue;
+    const int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) return Step{Step::WantWrite};
+    return Step{Step::Failed, 0, errno_text(e), e == EPIPE ? Errc::Closed : Errc::Io};
+  }
+}
+
+Step receive_some(int fd, TlsSession* tls, char* buf, std::size_t size) {
+  if (tls != nullptr) return tls->read(buf, size);
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, size, MSG_DONTWAIT);
+    if (n > 0) return Step{Step::Moved, static_cast<std::size_t>(n)};
+    if (n == 0) return Step{Step::End};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Step{Step::WantRead};
+    return Step{Step::Failed, 0, errno_text(errno)};
+  }
+}
+
 }  // namespace
 
-Result<Client> Client::connect(const Address& address, const Options& options) {
-  const std::string where = "glockd at " + address.text();
-  if (address.kind == Address::Kind::Unix) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return Error{Errc::Connect, "cannot make a socket: " + errno_text(errno)};
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    if (address.path.size() >= sizeof sa.sun_path) {
-      return Error{Errc::Address, "unix socket path too long: " + address.path};
-    }
-    std::memcpy(sa.sun_path, address.path.data(), address.path.size());
-    const int err = connect_within(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa,
-                                   options.connect_timeout);
-    if (err != 0) return Error{Errc::Connect, "cannot connect to " + where + ": " + errno_text(err)};
-    return Client(std::move(fd), address, options);
-  }
-
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(address.port);
-  const int gai = ::getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found);
-  if (gai != 0) {
-    return Error{Errc::Connect, "cannot connect to " + where + ": cannot resolve '" +
-                                    address.host + "': " + ::gai_strerror(gai)};
-  }
-  std::string tried;
-  int last_err = 0;
-  const auto deadline = Clock::now() + options.connect_timeout;
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    const auto left = milliseconds(remaining_ms(deadline));
-    if (left.count() == 0) break;
-    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
-    if (!fd) {
-      last_err = errno;
-      continue;
-    }
-    const std::string text = sockaddr_text(ai->ai_addr);
-    tried += (tried.empty() ? "" : ", ") + text;
-    last_err = connect_within(fd.get(), ai->ai_addr, ai->ai_addrlen, left);
-    if (last_err == 0) {
-      ::freeaddrinfo(found);
-      const int on = 1;
-      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-      set_keepalive(fd.get(), options.keepalive_seconds);
-      return Client(std::move(fd), address, options);
-    }
-  }
-  ::freeaddrinfo(found);
-  std::string msg = "cannot connect to " + where;
-  if (!tried.empty() && tried != address.text()) msg += " (tried " + tried + ")";
-  return Error{Errc::Connect, msg + ": " + errno_text(last_err ? last_err : ETIMEDOUT)};
+Client::~Client() {
+  if (tls_ && fd_) tls_->close_notify();
 }
 
 Error Client::broken(Errc code, std::string message) {
+  if (tls_) tls_->abandon();  // no close_notify: the link is in no order for one
+  tls_.reset();
   fd_.reset();
   in_.clear();
   return Error{code, std::move(message)};
@@ -192,24 +106,22 @@ Result<Done> Client::send_all(std::string_view bytes, Clock::time_point deadline
                               std::string_view what) {
   if (!fd_) return Error{Errc::Closed, "the connection to glockd at " + address_.text() + " is closed"};
   while (!bytes.empty()) {
-    const ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-      continue;
+    const Step s = send_some(fd_.get(), tls_.get(), bytes);
+    switch (s.kind) {
+      case Step::Moved: bytes.remove_prefix(s.n); continue;
+      case Step::End:  // TLS: what the write had to read first was the end
+        return broken(Errc::Closed, "glockd at " + address_.text() + " closed the connection");
+      case Step::Failed:
+        return broken(s.code, "sending to glockd at " + address_.text() + " failed: " + s.why);
+      case Step::WantRead:
+      case Step::WantWrite: break;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      const int r = wait_for(fd_.get(), POLLOUT, deadline);
-      if (r == 0) {
-        return broken(Errc::Timeout, "glockd at " + address_.text() + " did not take '" +
-                                         std::string(what) + "' in time (it is not reading)");
-      }
-      if (r < 0) return broken(Errc::Io, "poll: " + errno_text(errno));
-      continue;
+    const int r = wait_for(fd_.get(), events_for(s), deadline);
+    if (r == 0) {
+      return broken(Errc::Timeout, "glockd at " + address_.text() + " did not take '" +
+                                       std::string(what) + "' in time (it is not reading)");
     }
-    const int e = errno;
-    return broken(e == EPIPE ? Errc::Closed : Errc::Io,
-                  "sending to glockd at " + address_.text() + " failed: " + errno_text(e));
+    if (r < 0) return broken(Errc::Io, "poll: " + errno_text(errno));
   }
   return Done{};
 }
@@ -222,6 +134,7 @@ Result<std::string> Client::read_line(Clock::time_point deadline, std::string_vi
     if (nl != std::string::npos) {
       std::string line = in_.substr(0, nl);
       in_.erase(0, nl + 1);
+      answered_ = true;
       if (!line.empty() && line.back() == '\r') line.pop_back();  // the original's \r\n
       return line;
     }
@@ -231,23 +144,25 @@ Result<std::string> Client::read_line(Clock::time_point deadline, std::string_vi
                                         std::to_string(kMaxAnswerLine >> 20) + " MiB");
     }
     char buf[16384];
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      in_.append(buf, static_cast<std::size_t>(n));
-      continue;
+    const Step s = receive_some(fd_.get(), tls_.get(), buf, sizeof buf);
+    switch (s.kind) {
+      case Step::Moved: in_.append(buf, s.n); continue;
+      case Step::End: {
+        std::string msg = "glockd at " + address_.text() +
+                          " closed the connection before answering '" + std::string(what) + "'";
+        if (!answered_ && address_.kind == Address::Kind::Tcp && !address_.tls) {
+          msg += " (a glockd with --ssl closes a connection that does not speak TLS: is it "
+                 "tls://" + address_.text() + "?)";
+        }
+        return broken(Errc::Closed, msg);
+      }
+      case Step::Failed:
+        return broken(s.code, "the connection to glockd at " + address_.text() +
+                                  " failed: " + s.why);
+      case Step::WantRead:
+      case Step::WantWrite: break;
     }
-    if (n == 0) {
-      return broken(Errc::Closed, "glockd at " + address_.text() +
-                                      " closed the connection before answering '" +
-                                      std::string(what) + "'");
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      const int e = errno;
-      return broken(Errc::Io, "the connection to glockd at " + address_.text() +
-                                  " failed: " + errno_text(e));
-    }
-    const int r = wait_for(fd_.get(), POLLIN, deadline);
+    const int r = wait_for(fd_.get(), events_for(s), deadline);
     if (r < 0) return broken(Errc::Io, "poll: " + errno_text(errno));
     if (r == 0) {
       std::string msg = "no answer from glockd at " + address_.text() + " to '" +
@@ -304,17 +219,19 @@ std::optional<Error> Client::check_link() {
   if (!fd_) return Error{Errc::Closed, "the connection to glockd at " + address_.text() + " is closed"};
   for (;;) {
     char buf[4096];
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      // Nothing is due; keep it (bounded) so a later read sees it in order.
-      if (in_.size() < 65536) in_.append(buf, static_cast<std::size_t>(n));
-      continue;
+    const Step s = receive_some(fd_.get(), tls_.get(), buf, sizeof buf);
+    switch (s.kind) {
+      case Step::Moved:
+        // Nothing is due; keep it (bounded) so a later read sees it in order.
+        if (in_.size() < 65536) in_.append(buf, s.n);
+        continue;
+      case Step::End:
+        return broken(Errc::Closed, "glockd at " + address_.text() + " closed the connection");
+      case Step::Failed:
+        return broken(s.code, "the connection to glockd at " + address_.text() + " failed: " + s.why);
+      case Step::WantRead:
+      case Step::WantWrite: return std::nullopt;  // alive, as far as can be told now
     }
-    if (n == 0) return broken(Errc::Closed, "glockd at " + address_.text() + " closed the connection");
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
-    const int e = errno;
-    return broken(Errc::Io, "the connection to glockd at " + address_.text() + " failed: " + errno_text(e));
   }
 }
 

@@ -28,7 +28,10 @@ struct Common {
   // quietly lock on another daemon.
   std::optional<std::string> server;
   std::optional<std::string> name;  // --name; unset: a default for exec, none otherwise
-  double timeout_seconds = 10;      // each request's deadline
+  // --cert, --key, --ca: for a tls:// server only; unset: $GLOCK_CERT,
+  // $GLOCK_KEY, $GLOCK_CA (which a plain server ignores).
+  std::optional<std::string> cert, key, ca;
+  double timeout_seconds = 10;      // each request's deadline (and at most the connect's)
   int keepalive_seconds = 10;
   bool json = false;
 };
@@ -49,7 +52,7 @@ struct ExecOptions {
 void complain(const std::string& message);
 // The exit code for a client error (before CMD runs).
 int exit_code_for(const client::Error& error);
-// Connects as Common says; on failure complains and returns nullopt with
+// Connects as Common says (loading the TLS files for a tls:// server); on failure complains and returns nullopt with
 // `exit_code` set.
 std::optional<client::Client> connect(const Common& common, int& exit_code);
 

@@ -18,12 +18,13 @@ constexpr const char* kExitCodes =
     "Exit codes: 0 success (exec: CMD's own status; 128+N when CMD died of signal N); "
     "75 the lock is held by another client or the wait timed out (see --conflict-exit-code); "
     "74 the connection to the daemon was lost while CMD ran (the lock was gone); "
-    "69 the daemon cannot be reached or has the feature disabled; "
+    "69 the daemon cannot be reached (TLS: the handshake failed) or has the feature disabled; "
     "76 the daemon gave an answer glock does not understand, or none in time; "
-    "64 usage error; 126 CMD cannot be run; 127 CMD not found.\n"
-    "--server, --timeout and --keepalive may come before or after the subcommand. "
+    "64 usage error, or a --cert/--key/--ca file that cannot be used; 126 CMD cannot be run; 127 CMD not found.\n"
+    "The global options may come before or after the subcommand. "
     "Server: --server, else $GLOCKD_SERVER, else /run/glockd/socket when it exists, "
-    "else 127.0.0.1:9999. See glock(1); the protocol: /usr/share/doc/glockd/PROTOCOL.md (docs/PROTOCOL.md in the source).";
+    "else 127.0.0.1:9999. TLS: --server tls://host:port with --cert/--key/--ca "
+    "(or $GLOCK_CERT, $GLOCK_KEY, $GLOCK_CA). See glock(1); the protocol: /usr/share/doc/glockd/PROTOCOL.md (docs/PROTOCOL.md in the source).";
 
 bool parse_wait(const std::string& text, std::optional<std::uint64_t>& out) {
   if (text == "forever") {
@@ -75,14 +76,31 @@ std::optional<std::string> name_problem(const char* what, const std::string& nam
          "'";
 }
 
-void add_common(CLI::App& app, Common& common, std::string& server) {
-  app.add_option("--server", server,
-                 "Daemon address: unix:/path, /path, host:port, tcp://host:port, [ipv6]:port "
-                 "(default: $GLOCKD_SERVER, else /run/glockd/socket when it exists, else "
-                 "127.0.0.1:9999)")
+struct CommonText {  // options whose "given but empty" is an error
+  std::string server, cert, key, ca;
+};
+
+void add_common(CLI::App& app, Common& common, CommonText& text) {
+  app.add_option("--server", text.server,
+                 "Daemon address: unix:/path, /path, host:port, tcp://host:port, [ipv6]:port, "
+                 "tls://host:port (default: $GLOCKD_SERVER, else /run/glockd/socket when it "
+                 "exists, else 127.0.0.1:9999)")
       ->type_name("ADDR");
+  app.add_option("--cert", text.cert,
+                 "tls:// only: our client certificate, PEM, intermediates after it (default: "
+                 "$GLOCK_CERT)")
+      ->type_name("FILE");
+  app.add_option("--key", text.key,
+                 "tls:// only: the certificate's private key, PEM, unencrypted (default: "
+                 "$GLOCK_KEY without --cert; else in the --cert file)")
+      ->type_name("FILE");
+  app.add_option("--ca", text.ca,
+                 "tls:// only: the CA certificate(s) the server's certificate must chain to, "
+                 "PEM (default: $GLOCK_CA, else the system's CAs)")
+      ->type_name("FILE");
   app.add_option("--timeout", common.timeout_seconds,
-                 "Seconds the daemon has to answer each request (beyond the wait of --wait)")
+                 "Seconds the daemon has to answer each request (beyond the wait of --wait); "
+                 "connecting, TLS handshake included, has 5 s or this when shorter")
       ->check(CLI::Range(0.001, 86400.0))
       ->type_name("SECONDS");
   app.add_option("--keepalive", common.keepalive_seconds,
@@ -120,8 +138,8 @@ int main(int argc, char** argv) {
   app.footer(kExitCodes);
   app.require_subcommand(1);
   Common common;
-  std::string server_text;
-  add_common(app, common, server_text);
+  CommonText common_text;
+  add_common(app, common, common_text);
 
   ExecOptions exec;
   std::string wait_text = "0";
@@ -196,7 +214,19 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return usage(e.what());
   }
-  if (app.count("--server") > 0) common.server = server_text;
+  if (app.count("--server") > 0) common.server = common_text.server;
+  struct FileOption {
+    const char* flag;
+    const std::string& text;
+    std::optional<std::string>& value;
+  };
+  for (const FileOption& f : {FileOption{"--cert", common_text.cert, common.cert},
+                              FileOption{"--key", common_text.key, common.key},
+                              FileOption{"--ca", common_text.ca, common.ca}}) {
+    if (app.count(f.flag) == 0) continue;
+    if (f.text.empty()) return usage(std::string(f.flag) + " needs a file name, not ''");
+    f.value = f.text;
+  }
 
   const std::pair<const char*, std::string> names[] = {
       {"the lock name", ex->parsed() ? exec.lock : inspect_lock},

@@ -1,7 +1,6 @@
 // glock inspect, locks, who and stats: what the daemon holds, as a table
-// for people or JSON for scripts; and what every subcommand shares.
-#include <sys/stat.h>
-
+// for people or JSON for scripts (what every subcommand shares is in
+// glock_connect.cpp).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -13,49 +12,6 @@ namespace glockd::glock {
 
 using client::Client;
 using client::Errc;
-
-void complain(const std::string& message) { std::fprintf(stderr, "glock: %s\n", message.c_str()); }
-
-int exit_code_for(const client::Error& error) {
-  switch (error.code) {
-    case Errc::Usage:
-    case Errc::Address: return kExitUsage;
-    case Errc::Connect:
-    case Errc::Io:
-    case Errc::Closed:
-    case Errc::Disabled: return kExitUnavailable;
-    case Errc::BadRequest:  // a request this glock makes right: a server that is not our glockd
-    case Errc::Timeout:
-    case Errc::Protocol: return kExitProtocol;
-  }
-  return kExitUnavailable;
-}
-
-std::optional<Client> connect(const Common& common, int& exit_code) {
-  std::string text = common.server.value_or("");
-  if (!common.server) {
-    struct stat st{};
-    const bool exists = ::stat(client::kPackagedSocket, &st) == 0 && S_ISSOCK(st.st_mode);
-    text = client::default_server(std::getenv("GLOCKD_SERVER"), exists).text;
-  }
-  auto address = client::parse_address(text);
-  if (!address) {
-    complain(address.error().message);
-    exit_code = kExitUsage;
-    return std::nullopt;
-  }
-  client::Options options;
-  options.request_timeout =
-      std::chrono::milliseconds(static_cast<long long>(common.timeout_seconds * 1000));
-  options.keepalive_seconds = common.keepalive_seconds;
-  auto c = Client::connect(*address, options);
-  if (!c) {
-    complain(c.error().message);
-    exit_code = exit_code_for(c.error());
-    return std::nullopt;
-  }
-  return std::move(*c);
-}
 
 namespace {
 

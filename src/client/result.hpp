@@ -11,7 +11,8 @@ namespace glockd::client {
 enum class Errc {
   Usage,       // the caller asked for something the protocol cannot carry
   Address,     // the server address does not parse
-  Connect,     // no connection could be made
+  Connect,     // no connection could be made (TLS: no handshake either)
+  Certificate, // a TLS certificate, key or CA file cannot be read or used
   Io,          // the connection failed (reset, timed out by the kernel)
   Closed,      // the daemon closed the connection
   Timeout,     // no (complete) answer within the request deadline

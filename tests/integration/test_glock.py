@@ -1,16 +1,20 @@
 # The glock command against the real daemon: exec's mutual exclusion, waits,
 # semaphores, exit codes, signals and lost locks; inspect, locks, who, stats;
-# server addresses. Every test runs real glock processes ($GLOCK_BIN).
+# server addresses; TLS (tls://, --cert/--key/--ca) against glockd --ssl.
+# Every test runs real glock processes ($GLOCK_BIN).
 
 import ctypes
 import http.client
 import json
 import os
 import select
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -19,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DaemonTestCase, Q_KEYS, TIMEOUT, check_sanitizer_output,  # noqa: E402
                      free_port, g_ok, i_no, i_yes, si_yes, tail)
 import ports  # noqa: E402  (tests/ports.py, on the path harness set)
+import tlscerts  # noqa: E402  (tests/tlscerts.py, likewise)
 
 GLOCK = os.environ.get("GLOCK_BIN", "/work/main/build/glock")
 LONG = 3 * TIMEOUT  # bound for a glock process to end; only there to never hang
@@ -194,6 +199,41 @@ class GlockTestCase(DaemonTestCase):
 
     def wait_held(self, lock):
         self.wait_answer(self.raw, "i " + lock, i_yes(lock))
+
+    def silent_server(self):
+        """A TCP port that accepts and reads everything, and never answers."""
+        return self.scripted_server(lambda lines, send, stop: None)
+
+    def scripted_server(self, answer):
+        """A TCP port whose every connection gets answer(request_lines, send)
+        called once per batch it reads; answer sends what it likes."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        stop = threading.Event()
+
+        def serve():
+            socks = [listener]
+            while not stop.is_set():
+                for s in select.select(socks, [], [], 0.05)[0]:
+                    if s is listener:
+                        socks.append(listener.accept()[0])
+                        continue
+                    data = s.recv(65536)
+                    if not data:
+                        socks.remove(s)
+                        s.close()
+                        continue
+                    try:
+                        answer(data.split(b"\n"), s.sendall, stop)
+                    except OSError:
+                        socks.remove(s)
+                        s.close()
+            for s in socks:
+                s.close()
+        t = threading.Thread(target=serve)
+        t.start()
+        self.addCleanup(t.join, TIMEOUT)
+        self.addCleanup(stop.set)
+        return "127.0.0.1:%d" % listener.getsockname()[1]
 
 
 class Exclusion(GlockTestCase):
@@ -702,7 +742,7 @@ class Servers(GlockTestCase):
         self.assertIn(self.path("nothing.sock"), err)
 
     def test_bad_forms_give_64(self):
-        for form in ("bad://x", "tls://127.0.0.1:1", "127.0.0.1:0", "127.0.0.1:65536",
+        for form in ("bad://x", "tls://", "tls://127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:65536",
                      "127.0.0.1:", "127.0.0.1:x", "unix:", ":9999", "[::1", "[::1]9", "",
                      "unix:/" + "x" * 200):
             self.server = form
@@ -716,41 +756,6 @@ class Servers(GlockTestCase):
         rc, out, err = self.run_glock("stats", "--server", "", server=False)
         self.assertEqual(rc, 64, status(rc, err))
         self.assertIn("bad server address '': it is empty", err)
-
-    def silent_server(self):
-        """A TCP port that accepts and reads everything, and never answers."""
-        return self.scripted_server(lambda lines, send, stop: None)
-
-    def scripted_server(self, answer):
-        """A TCP port whose every connection gets answer(request_lines, send)
-        called once per batch it reads; answer sends what it likes."""
-        listener = socket.create_server(("127.0.0.1", 0))
-        stop = threading.Event()
-
-        def serve():
-            socks = [listener]
-            while not stop.is_set():
-                for s in select.select(socks, [], [], 0.05)[0]:
-                    if s is listener:
-                        socks.append(listener.accept()[0])
-                        continue
-                    data = s.recv(65536)
-                    if not data:
-                        socks.remove(s)
-                        s.close()
-                        continue
-                    try:
-                        answer(data.split(b"\n"), s.sendall, stop)
-                    except OSError:
-                        socks.remove(s)
-                        s.close()
-            for s in socks:
-                s.close()
-        t = threading.Thread(target=serve)
-        t.start()
-        self.addCleanup(t.join, TIMEOUT)
-        self.addCleanup(stop.set)
-        return "127.0.0.1:%d" % listener.getsockname()[1]
 
     def test_trickling_answer_ends_at_the_deadline(self):
         """A line every 0.1 s, never the end marker: the whole answer has the
@@ -796,6 +801,256 @@ class Servers(GlockTestCase):
         self.assertFalse(os.path.exists(self.path("ran")))
         rc, out, err = self.run_glock("--timeout", "0.5", "locks")
         self.assertEqual(rc, 76, status(rc, err))
+
+
+class Tls(GlockTestCase):
+    """glock over TLS against glockd --ssl, with the PKI of tests/tlscerts.py
+    (made once for the class)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki_dir = tempfile.mkdtemp(prefix="glock-pki-")
+        cls.pki = tlscerts.make_pki(cls.pki_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.pki_dir, ignore_errors=True)
+        super().tearDownClass()
+
+    def start_tls(self, *extra, ipv6=False):
+        """glockd --ssl (and a unix socket for the raw client); self.server
+        is its TLS port on 127.0.0.1."""
+        p = self.pki
+        self.d = self.daemon(unix=True, ipv6=ipv6, args=(
+            "--ssl", "--ssl-cert", p["server"], "--ssl-key", p["server_key"],
+            "--ssl-ca", p["ca"]) + extra)
+        self.daemons.append(self.d)
+        self.raw = self.client(self.d, "unix")
+        self.server = self.tls_server()
+        return self.d
+
+    def tls_server(self, host="127.0.0.1"):
+        return "tls://%s:%d" % (host, self.d.port)
+
+    def files(self, client="client", ca="ca"):
+        """--cert/--key (none when client is None) and --ca."""
+        p = self.pki
+        cert = ["--cert", p[client], "--key", p[client + "_key"]] if client else []
+        return cert + ["--ca", p[ca]]
+
+    def refused(self, *files):
+        rc, out, err = self.run_glock(*files, "exec", "L", "--", "touch", self.path("ran"))
+        self.assertEqual(rc, 69, status(rc, err))
+        self.assertFalse(os.path.exists(self.path("ran")))
+        self.assertEqual(self.raw.req("i L"), i_no("L"))
+        return err
+
+    def test_exec_locks_and_unlocks_by_ipv4_ipv6_and_name(self):
+        v6 = have_ipv6()
+        self.start_tls(ipv6=v6)
+        for k, host in enumerate(["127.0.0.1", "localhost"] + (["[::1]"] if v6 else [])):
+            self.server = self.tls_server(host)
+            gate = Gate(self)
+            g = self.glock(*self.files(), "exec", "L", "--", "sh", "-c", READS_STDIN, "sh",
+                           self.path("pid%d" % k), self.path("log"), stdin=gate)
+            self.wait_held("L")
+            got = self.json_of(*self.files("client2"), "inspect", "L", "--json")
+            self.assertTrue(got["exclusive"]["locked"], host)
+            gate.open()
+            rc = g.wait()
+            self.assertEqual(rc, 0, status(rc, g.err()))
+            self.assertEqual(self.raw.req("i L"), i_no("L"))
+
+    def test_files_from_the_environment(self):
+        self.start_tls()
+        p = self.pki
+        env = {k: v for k, v in os.environ.items() if k != "GLOCKD_SERVER"}
+        env.update(GLOCKD_SERVER=self.server, GLOCK_CERT=p["client"],
+                   GLOCK_KEY=p["client_key"], GLOCK_CA=p["ca"])
+        rc, out, err = self.run_glock("exec", "L", "--", "true", server=False, env=env)
+        self.assertEqual(rc, 0, status(rc, err))
+        # A plain server ignores them (a profile's GLOCK_CERT must not break
+        # the unix socket), and --cert wins over GLOCK_CERT, with its own key.
+        env["GLOCKD_SERVER"] = "unix:" + self.d.unix_path
+        rc, out, err = self.run_glock("exec", "L", "--", "true", server=False, env=env)
+        self.assertEqual(rc, 0, status(rc, err))
+        env.update(GLOCKD_SERVER=self.server, GLOCK_CERT=p["other_client"])
+        rc, out, err = self.run_glock("--cert", p["client"], "exec", "L", "--", "true",
+                                      server=False, env=env)
+        self.assertEqual(rc, 64, status(rc, err))
+        self.assertIn("client certificate %s: no PEM private key in it" % p["client"], err)
+
+    def test_daemon_killed_or_stopped_while_cmd_runs_gives_74(self):
+        for k, stop in enumerate(("kill", "term")):
+            self.start_tls()
+            log, ready = self.path("log%d" % k), self.path("ready%d" % k)
+            g = self.glock(*self.files(), "exec", "L", "--", "sh", "-c", TRAPS, "sh", log, ready,
+                           "0")
+            self.wait_pid_file("ready%d" % k)
+            if stop == "kill":
+                self.d.proc.kill()
+                self.d.proc.wait(TIMEOUT)
+            else:
+                self.d.stop()  # close_notify, then FIN
+            rc = g.wait()
+            self.assertEqual(rc, 74, status(rc, g.err()))
+            self.assertIn("glock: lost the lock L: glockd at %s closed the connection; stopping "
+                          "CMD (SIGTERM, SIGKILL after 10 s)\n" % self.server, g.err())
+            self.assertEqual(self.read("log%d" % k), "got TERM\n")
+
+    def python_tls_server(self, tls12=False):
+        """A TLS port (Python's ssl; the PKI's server certificate, client
+        certificates of ca required; TLS 1.2 only with tls12) that answers
+        one glock exec's iam and g L, then, once the returned event is set,
+        says close_notify and keeps the TCP connection open until glock
+        closes it. Its tls:// address and the event."""
+        p = self.pki
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(p["server"], p["server_key"])
+        ctx.load_verify_locations(p["ca"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if tls12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(TIMEOUT)
+        self.addCleanup(listener.close)
+        say_goodbye = threading.Event()
+
+        def serve():
+            try:
+                conn = listener.accept()[0]
+                s = ctx.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                return  # a refused handshake: glock says why
+            with s:
+                s.settimeout(TIMEOUT)
+                buf = b""
+                while not buf.endswith(b"g L\n"):
+                    data = s.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                    if data.startswith(b"iam "):
+                        s.sendall(b"1 ok\n")
+                s.sendall(g_ok("L"))
+                say_goodbye.wait(LONG)
+                s.settimeout(None)  # until glock closes: it must not wait for a FIN
+                try:
+                    s.unwrap()  # close_notify, then wait for glock's end
+                except (OSError, ssl.SSLError):
+                    pass
+        t = threading.Thread(target=serve)
+        t.start()
+        self.addCleanup(t.join, LONG)
+        self.addCleanup(say_goodbye.set)
+        return "tls://127.0.0.1:%d" % listener.getsockname()[1], say_goodbye
+
+    def test_close_notify_alone_ends_the_lock(self):
+        """close_notify with the TCP connection kept open: glock must take
+        it for the end itself (a FIN comes only after glock has reacted).
+        Over TLS 1.3 and 1.2."""
+        for k, tls12 in enumerate((False, True)):
+            self.server, say_goodbye = self.python_tls_server(tls12)
+            log, ready = self.path("log%d" % k), self.path("ready%d" % k)
+            g = self.glock(*self.files(), "exec", "L", "--", "sh", "-c", TRAPS, "sh", log, ready,
+                           "0")
+            self.wait_pid_file("ready%d" % k)
+            say_goodbye.set()
+            rc = g.wait()
+            self.assertEqual(rc, 74, status(rc, g.err()))
+            self.assertIn("glock: lost the lock L: glockd at %s closed the connection; stopping "
+                          "CMD" % self.server, g.err())
+            self.assertEqual(self.read("log%d" % k), "got TERM\n")
+
+    def test_tls12_server_refusing_in_the_handshake_gives_69(self):
+        """Over TLS 1.2 a server refuses a client certificate during the
+        handshake (over 1.3, after it: see the glockd tests below)."""
+        for files, says in ((self.files(client=None), "we sent none"),
+                            (self.files(client="other_client"),
+                             "(the server refused our client certificate)")):
+            self.server, _ = self.python_tls_server(tls12=True)
+            rc, out, err = self.run_glock(*files, "exec", "L", "--", "touch", self.path("ran"))
+            self.assertEqual(rc, 69, status(rc, err))
+            self.assertIn("glock: TLS handshake with glockd at %s failed: " % self.server, err)
+            self.assertIn(says, err)
+        self.assertFalse(os.path.exists(self.path("ran")))
+
+    def test_server_not_signed_by_our_ca_gives_69(self):
+        self.start_tls()
+        err = self.refused(*self.files(ca="other_ca"))
+        self.assertIn("glock: TLS handshake with glockd at %s failed: certificate verify failed: "
+                      % self.server, err)
+
+    def test_no_client_certificate_gives_69(self):
+        self.start_tls()
+        err = self.refused(*self.files(client=None))
+        self.assertIn("glockd at %s" % self.server, err)
+        self.assertIn("(the server wants a client certificate; we sent none)", err)
+
+    def test_client_certificate_of_another_ca_gives_69(self):
+        self.start_tls()
+        err = self.refused(*self.files(client="other_client"))
+        self.assertIn("glockd at %s" % self.server, err)
+        self.assertIn("(the server refused our client certificate)", err)
+
+    def test_subject_name_shows_in_locks_and_who(self):
+        self.start_tls("--ssl-subject-name")
+        gate = Gate(self)
+        g = self.glock(*self.files(), "exec", "--name", "job", "L", "--", "sh", "-c", "read x; :",
+                       stdin=gate)
+        self.wait_held("L")
+        got = self.json_of(*self.files("client2"), "locks", "--json")
+        self.assertEqual([(r["lock"], r["holder"]) for r in got["locks"]], [("L", "client-one/job")])
+        who = self.json_of(*self.files("client2"), "who", "--json")
+        self.assertEqual(sorted(w["name"] for w in who), ["client-one/job", "client-two"])
+        gate.open()
+        rc = g.wait()
+        self.assertEqual(rc, 0, status(rc, g.err()))
+
+    def test_silent_tls_server_gives_76_within_the_timeout(self):
+        self.server = "tls://" + self.silent_server()
+        started = time.monotonic()
+        rc, out, err = self.run_glock(*self.files(), "--timeout", "0.5", "exec", "L", "--",
+                                      "touch", self.path("ran"))
+        self.assertEqual(rc, 76, status(rc, err))
+        self.assertIn("glockd at %s did not complete the TLS handshake within the connect "
+                      "timeout (500 ms)" % self.server, err)
+        self.assertLess(time.monotonic() - started, TIMEOUT)
+        self.assertFalse(os.path.exists(self.path("ran")))
+
+    def test_plain_client_on_the_tls_port_is_told(self):
+        self.start_tls()
+        self.server = "127.0.0.1:%d" % self.d.port
+        rc, out, err = self.run_glock("stats")
+        self.assertEqual(rc, 69, status(rc, err))
+        self.assertIn("is it tls://127.0.0.1:%d?" % self.d.port, err)
+
+    def test_bad_files_and_options_give_64(self):
+        self.start_tls()
+        p, missing = self.pki, self.path("missing.pem")
+        cases = [
+            (["--cert", missing, "--key", p["client_key"]],
+             "client certificate %s: cannot read: No such file or directory" % missing),
+            (["--cert", p["client"], "--key", p["client2_key"]],
+             "client key %s: does not match the certificate in %s" % (p["client2_key"], p["client"])),
+            (["--cert", p["client"], "--key", p["client_key"], "--ca", p["ca_key"]],
+             "CA file %s: no PEM certificate in it" % p["ca_key"]),
+            (["--cert", p["weak"], "--key", p["weak_key"]],
+             "client certificate %s: refused by OpenSSL's security level" % p["weak"]),
+            (["--cert", ""], "--cert needs a file name"),
+        ]
+        for args, says in cases:
+            rc, out, err = self.run_glock(*args, "stats")
+            self.assertEqual(rc, 64, "%r: %s" % (args, status(rc, err)))
+            self.assertIn(says, err)
+        self.server = "unix:" + self.d.unix_path
+        for flag in ("--cert", "--key", "--ca"):
+            rc, out, err = self.run_glock(flag, p["client"], "stats")
+            self.assertEqual(rc, 64, status(rc, err))
+            self.assertIn("--cert, --key and --ca are for a tls:// server, and unix:%s (--server) "
+                          "is not one" % self.d.unix_path, err)
+        self.assertEqual(self.raw.q()["command_q"], 1)  # only the raw client's own
 
 
 if __name__ == "__main__":

@@ -1,238 +1,31 @@
 // The client library (src/client) against the real glockd: every call over
-// the unix socket, TCP on 127.0.0.1 and TCP on [::1], and its errors as
-// values (a disabled feature, a bad request, nothing listening, a silent
-// server, a daemon killed in the middle of a call). Each test starts its own
-// daemon ($GLOCKD_BIN) on free ports and a temporary unix socket.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
+// the unix socket, TCP on 127.0.0.1 and [::1], and TLS on both, and its
+// errors as values (a disabled feature, a bad request, nothing listening, a
+// silent server, a daemon killed in the middle of a call). Each test starts
+// its own daemon ($GLOCKD_BIN) on free ports and a temporary unix socket.
+// What is only about TLS is in test_client_tls.cpp.
 #include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <fstream>
-#include <optional>
-#include <sstream>
-#include <stdexcept>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include "client/address.hpp"
-#include "client/client.hpp"
-#include "fd.hpp"
+#include "client_fixture.hpp"
 
 namespace {
 
-using namespace glockd::client;
-using namespace std::chrono_literals;
-using glockd::UniqueFd;
-using SteadyClock = std::chrono::steady_clock;
+using namespace glockd::client_test;
 
-// Only there so that nothing hangs: no test asserts how fast anything is.
-constexpr auto kPatience = 20s;
+enum class Via { Unix, Tcp4, Tcp6, Tls4, Tls6 };
 
-// Polls `pred` until it holds (true) or kPatience passes (false).
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto end = SteadyClock::now() + kPatience;
-  while (!pred()) {
-    if (SteadyClock::now() > end) return false;
-    std::this_thread::sleep_for(2ms);  // the pause of a poll, not a synchronisation
-  }
-  return true;
-}
-
-// The value of a call that must succeed (a failure throws its message,
-// which GoogleTest reports as the test's failure).
-template <class T>
-T ok(Result<T> r) {
-  if (!r) throw std::runtime_error(std::string(errc_name(r.error().code)) + ": " + r.error().message);
-  return std::move(*r);
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The error code of a call that must fail (nullopt if it succeeded).
-template <class T>
-std::optional<Errc> failure(const Result<T>& r) {
-  if (r) return std::nullopt;
-  return r.error().code;
-}
-
-// A TCP socket bound to the numeric address `host`, port 0 (the kernel
-// picks); its port in `port`. Dual-stack for "::". Empty if it cannot.
-UniqueFd bound_tcp(const char* host, std::uint16_t& port) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* ai = nullptr;
-  if (::getaddrinfo(host, "0", &hints, &ai) != 0) return {};
-  UniqueFd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int off = 0;
-  if (fd && ai->ai_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  auto* sa = reinterpret_cast<sockaddr*>(&ss);
-  if (!fd || ::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::getsockname(fd.get(), sa, &len) != 0) fd.reset();
-  ::freeaddrinfo(ai);
-  char serv[NI_MAXSERV] = "0";
-  if (fd) ::getnameinfo(sa, len, nullptr, 0, serv, sizeof serv, NI_NUMERICSERV);
-  port = static_cast<std::uint16_t>(std::atoi(serv));
-  return fd;
-}
-
-// A port that was free for IPv4 and IPv6 a moment ago (the daemon is
-// restarted on another one if it was taken in between).
-std::uint16_t free_port() {
-  std::uint16_t port = 0;
-  if (!bound_tcp("::", port)) bound_tcp("0.0.0.0", port);
-  return port;
-}
-
-bool have_ipv6_loopback() {
-  std::uint16_t port = 0;
-  return static_cast<bool>(bound_tcp("::1", port));
-}
-
-// One glockd process with its own directory (unix socket and log).
-class Daemon {
- public:
-  explicit Daemon(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
-    char dir[] = "/tmp/glockd-client-XXXXXX";
-    if (::mkdtemp(dir) != nullptr) dir_ = dir;
-  }
-  ~Daemon() {
-    stop();
-    ::unlink(unix_path().c_str());
-    ::unlink(log_path().c_str());
-    ::rmdir(dir_.c_str());
-  }
-  Daemon(const Daemon&) = delete;
-  Daemon& operator=(const Daemon&) = delete;
-
-  std::string unix_path() const { return dir_ + "/sock"; }
-  std::string log_path() const { return dir_ + "/log"; }
-  std::uint16_t port() const { return port_; }
-
-  // Starts glockd and returns once it has answered a `q` on its unix socket
-  // and on TCP: "" then, else what went wrong.
-  std::string start() {
-    const char* bin = std::getenv("GLOCKD_BIN");
-    if (bin == nullptr || dir_.empty()) return "set GLOCKD_BIN to the glockd binary (and have /tmp)";
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      port_ = free_port();
-      do ws_port_ = free_port();
-      while (ws_port_ == port_);
-      std::vector<std::string> args = {bin, "--port", std::to_string(port_), "--ws", std::to_string(ws_port_),
-                                       "--unix", unix_path()};
-      args.insert(args.end(), extra_.begin(), extra_.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      const int log_fd = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      pid_ = ::fork();
-      if (pid_ == 0) {
-        ::dup2(log_fd, 1);
-        ::dup2(log_fd, 2);
-        ::execv(bin, argv.data());
-        _exit(127);
-      }
-      ::close(log_fd);
-      if (pid_ < 0) return "fork failed";
-      bool exited = false;
-      const bool up = eventually([&] {
-        int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) return exited = true;  // e.g. a port taken meanwhile
-        return answers("unix:" + unix_path()) && answers("127.0.0.1:" + std::to_string(port_));
-      });
-      if (up && !exited) return "";
-      if (!exited) {
-        stop();
-        return "glockd did not answer within the patience; its log:\n" + log();
-      }
-      pid_ = -1;
-    }
-    return "glockd kept exiting at start; its log:\n" + log();
-  }
-
-  // SIGTERM (SIGKILL when `hard`) and reap; the wait status.
-  int stop(bool hard = false) {
-    if (pid_ <= 0) return -1;  // not running (never kill(-1, ...))
-    ::kill(pid_, hard ? SIGKILL : SIGTERM);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    return status;
-  }
-
-  std::string log() const {
-    std::ifstream f(log_path());
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-  }
-
-  // One gauge or counter of GET /metrics on the websocket port.
-  std::optional<std::uint64_t> metric(const std::string& name) const {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(ws_port_);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const timeval tv{10, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return std::nullopt;
-    const std::string req = "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n";
-    if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return std::nullopt;
-    std::string body;
-    char buf[8192];
-    for (ssize_t n; (n = ::recv(fd.get(), buf, sizeof buf, 0)) > 0;) body.append(buf, static_cast<std::size_t>(n));
-    const auto at = body.find("\n" + name + " ");
-    if (at == std::string::npos) return std::nullopt;
-    return std::stoull(body.substr(at + name.size() + 2));
-  }
-
- private:
-  static bool answers(const std::string& where) {
-    Options o;
-    o.connect_timeout = 1s;
-    auto c = Client::connect(ok(parse_address(where)), o);
-    return c && c->stats().ok();
-  }
-
-  std::vector<std::string> extra_;
-  std::string dir_;
-  pid_t pid_ = -1;
-  std::uint16_t port_ = 0;
-  std::uint16_t ws_port_ = 0;
-};
-
-// SIGTERM ends it cleanly, and nothing in its log says a sanitizer tripped.
-void expect_clean_stop(Daemon& d) {
-  const int status = d.stop();
-  if (status == -1) return;  // it never started: SetUp said why
-  const std::string log = d.log();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << log;
-  EXPECT_FALSE(contains(log, "Sanitizer") || contains(log, "runtime error:")) << log;
-}
-
-enum class Via { Unix, Tcp4, Tcp6 };
+bool is_tls(Via via) { return via == Via::Tls4 || via == Via::Tls6; }
 
 Address address_of(const Daemon& d, Via via) {
+  const std::string port = std::to_string(d.port());
   switch (via) {
     case Via::Unix: return ok(parse_address("unix:" + d.unix_path()));
-    case Via::Tcp4: return ok(parse_address("127.0.0.1:" + std::to_string(d.port())));
-    case Via::Tcp6: return ok(parse_address("[::1]:" + std::to_string(d.port())));
+    case Via::Tcp4: return ok(parse_address("127.0.0.1:" + port));
+    case Via::Tcp6: return ok(parse_address("[::1]:" + port));
+    case Via::Tls4: return ok(parse_address("tls://127.0.0.1:" + port));
+    case Via::Tls6: return ok(parse_address("tls://[::1]:" + port));
   }
   return {};
 }
@@ -240,8 +33,11 @@ Address address_of(const Daemon& d, Via via) {
 class ClientTest : public ::testing::TestWithParam<Via> {
  protected:
   void SetUp() override {
-    if (GetParam() == Via::Tcp6 && !have_ipv6_loopback()) GTEST_SKIP() << "this machine has no ::1";
-    daemon_.emplace();
+    if ((GetParam() == Via::Tcp6 || GetParam() == Via::Tls6) && !have_ipv6_loopback()) {
+      GTEST_SKIP() << "this machine has no ::1";
+    }
+    if (is_tls(GetParam())) tls_ = tls_as("client");
+    daemon_.emplace(daemon_args(), tls_);
     const std::string why = daemon_->start();
     ASSERT_EQ(why, "");
   }
@@ -249,12 +45,28 @@ class ClientTest : public ::testing::TestWithParam<Via> {
     if (daemon_ && running_) expect_clean_stop(*daemon_);
   }
 
-  Client open(const Daemon& d) { return ok(Client::connect(address_of(d, GetParam()))); }
+  // The daemon's flags: `extra`, and TLS on its TCP port for the Tls cases.
+  std::vector<std::string> daemon_args(std::vector<std::string> extra = {}) const {
+    return is_tls(GetParam()) ? ssl_args(std::move(extra)) : extra;
+  }
+  Client open(const Daemon& d) {
+    Options o;
+    o.tls = tls_;
+    return ok(Client::connect(address_of(d, GetParam()), o));
+  }
   Client open() { return open(*daemon_); }
 
-  // What the daemon calls a connection of this transport (ADDR).
+  // What the daemon calls a connection of this transport (ADDR): over TLS
+  // as over TCP.
   std::string addr_prefix() const {
-    return GetParam() == Via::Unix ? "unix:" : GetParam() == Via::Tcp4 ? "127.0.0.1:" : "[::1]:";
+    switch (GetParam()) {
+      case Via::Unix: return "unix:";
+      case Via::Tcp4:
+      case Via::Tls4: return "127.0.0.1:";
+      case Via::Tcp6:
+      case Via::Tls6: return "[::1]:";
+    }
+    return "";
   }
   std::uint64_t waiters() { return daemon_->metric("glockd_waiters").value_or(~0ull); }
   std::uint64_t stat(Client& c, const std::string& key) {
@@ -269,6 +81,7 @@ class ClientTest : public ::testing::TestWithParam<Via> {
     daemon_->stop(true);
   }
 
+  std::shared_ptr<const TlsContext> tls_;  // the Tls cases: client-one's certificate
   std::optional<Daemon> daemon_;
   bool running_ = true;
 };
@@ -313,7 +126,8 @@ TEST(Address, TcpForms) {
 
 TEST(Address, Refused) {
   for (const char* text : {"", "h:0", "h:65536", "h:abc", "h:", "h:-1", ":80", "[]:80", "[::1", "[::1]x",
-                           "[::1]:", "tcp://", "a b:1", "http://h:1", "tls://h:1"}) {
+                           "[::1]:", "tcp://", "a b:1", "http://h:1", "tls://", "tls://h:0",
+                           "tls://[::1", "tls://unix:/x"}) {
     auto a = parse_address(text);
     ASSERT_FALSE(a.ok()) << text;
     EXPECT_EQ(a.error().code, Errc::Address) << text;
@@ -321,7 +135,30 @@ TEST(Address, Refused) {
   EXPECT_TRUE(contains(parse_address("h:65536").error().message, "1 to 65535"));
   EXPECT_TRUE(contains(parse_address(":80").error().message, "host is empty"));
   EXPECT_TRUE(contains(parse_address("http://h:1").error().message, "unknown scheme 'http'"));
-  EXPECT_TRUE(contains(parse_address("tls://h:1").error().message, "TLS (tls://) is not supported"));
+}
+
+TEST(Address, TlsForms) {
+  struct Case {
+    const char* text;
+    const char* host;
+    std::uint16_t port;
+    const char* shown;
+  };
+  for (const Case& c : {Case{"tls://db.example:7000", "db.example", 7000, "tls://db.example:7000"},
+                        Case{"tls://db.example:7000/", "db.example", 7000, "tls://db.example:7000"},
+                        Case{"tls://localhost", "localhost", 9999, "tls://localhost:9999"},
+                        Case{"tls://127.0.0.1:1", "127.0.0.1", 1, "tls://127.0.0.1:1"},
+                        Case{"tls://[::1]:9999", "::1", 9999, "tls://[::1]:9999"},
+                        Case{"tls://[::1]", "::1", 9999, "tls://[::1]:9999"}}) {
+    auto a = ok(parse_address(c.text));
+    EXPECT_EQ(a.kind, Address::Kind::Tcp) << c.text;
+    EXPECT_TRUE(a.tls) << c.text;
+    EXPECT_EQ(a.host, c.host) << c.text;
+    EXPECT_EQ(a.port, c.port) << c.text;
+    EXPECT_EQ(a.text(), c.shown) << c.text;
+  }
+  EXPECT_FALSE(ok(parse_address("tcp://h:1")).tls);
+  EXPECT_FALSE(ok(parse_address("h:1")).tls);
 }
 
 TEST(Address, DefaultServer) {
@@ -587,7 +424,7 @@ TEST_P(ClientTest, Raw) {
 // --- errors as values ----------------------------------------------------------
 
 TEST_P(ClientTest, Disabled) {
-  Daemon off({"--dump=false", "--registry=false"});
+  Daemon off(daemon_args({"--dump=false", "--registry=false"}), tls_);
   ASSERT_EQ(off.start(), "");
   {
     Client c = open(off);
@@ -653,10 +490,14 @@ TEST_P(ClientTest, DaemonKilledMidCall) {
   EXPECT_FALSE(holder.usable());
 }
 
-INSTANTIATE_TEST_SUITE_P(Via, ClientTest, ::testing::Values(Via::Unix, Via::Tcp4, Via::Tcp6),
-                         [](const ::testing::TestParamInfo<Via>& info) {
-                           return info.param == Via::Unix ? "Unix" : info.param == Via::Tcp4 ? "Tcp4" : "Tcp6";
-                         });
+std::string via_name(const ::testing::TestParamInfo<Via>& info) {
+  constexpr const char* names[] = {"Unix", "Tcp4", "Tcp6", "Tls4", "Tls6"};
+  return names[static_cast<int>(info.param)];
+}
+
+INSTANTIATE_TEST_SUITE_P(Via, ClientTest,
+                         ::testing::Values(Via::Unix, Via::Tcp4, Via::Tcp6, Via::Tls4, Via::Tls6),
+                         via_name);
 
 // --- no daemon at all ------------------------------------------------------------
 
