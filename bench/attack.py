@@ -13,6 +13,11 @@ attack, what it cost the daemon (bench/README.md "Attacks (issue 10)"):
            window while the attack goes on: the time until the process
            exited (capped at 70 s)
 
+  The tls-handshake-burst attacks (issue 12) start the daemon with --ssl
+  (EC P-256 or RSA-2048 certificates from tests/tlscerts.py) and --unix:
+  the attackers loop connect, full handshake, one `i`, RST; the probe is a
+  TLS client on the TCP port, or (-unix) a plain client on the unix socket.
+
   bench/attack.py [--glockd PATH] [--scale S] [--only NAME] [--extra-args "..."]
                   [--json FILE] [--smoke]
 
@@ -21,6 +26,7 @@ lasts --window seconds (10); every loop is bounded and everything is closed
 and killed on the way out, also on errors. Standard library only.
 """
 import argparse
+import atexit
 import datetime
 import json
 import multiprocessing
@@ -29,6 +35,7 @@ import re
 import resource
 import select
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,15 +70,40 @@ def status_kib(pid):
     return out
 
 
-class Daemon:
-    """glockd as our direct child, ready once it sent READY=1 (sd_notify)."""
+_PKI = {}
 
-    def __init__(self, binary, extra, tmp):
-        self.tmp, self.proc = tmp, None
+
+def pki(kind):
+    """The throw-away certificates of tests/tlscerts.py, made once per run:
+    "ec" (P-256) or "rsa" (2048 bits)."""
+    if kind not in _PKI:
+        sys.path.insert(0, os.path.join(REPO, "tests"))
+        import tlscerts  # noqa: E402
+        d = tempfile.mkdtemp(prefix="glockd-attack-pki-")
+        atexit.register(shutil.rmtree, d, True)
+        _PKI[kind] = tlscerts.make_pki(d, rsa_bits=2048 if kind == "rsa" else 0)
+        _PKI[kind]["dir"] = d
+    return _PKI[kind]
+
+
+class Daemon:
+    """glockd as our direct child, ready once it sent READY=1 (sd_notify).
+    With tls ("ec" or "rsa") its TCP port speaks only TLS (--ssl, client
+    certificates required) and it also listens on a unix socket in tmp."""
+
+    def __init__(self, binary, extra, tmp, tls=None):
+        self.tmp, self.proc, self.tls_kind = tmp, None, tls
+        self.tls_client, self.unix_path, tls_args = None, None, []
+        if tls:
+            p = pki(tls)
+            self.tls_client = ac.tls_client_context(p)
+            self.unix_path = os.path.join(tmp, "glockd.sock")
+            tls_args = ["--ssl", "--ssl-cert", p["server"], "--ssl-key", p["server_key"],
+                        "--ssl-ca", p["ca"], "--unix", self.unix_path]
         for _ in range(5):  # a port taken between free_port() and bind: retry
             self.port, self.ws_port = free_port(), free_port()
             argv = [binary, "--port", str(self.port), "--ws", str(self.ws_port),
-                    "--bind", ac.HOST] + extra
+                    "--bind", ac.HOST] + tls_args + extra
             why = self._spawn(argv)
             if why is None:
                 return
@@ -103,12 +135,24 @@ class Daemon:
         with open(self.log, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def connect(self, timeout=10.0):
+        """A client of the TCP port (over TLS when the daemon has --ssl)."""
+        if self.tls_client:
+            return ac.tls_connect(self.port, self.tls_client, timeout)
+        return ac.connect(self.port, timeout)
+
+    def connect_unix(self, timeout=10.0):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        s.connect(self.unix_path)
+        return s
+
     def alive(self):
         """Running and answering a fresh client within 5 s."""
         if self.proc.poll() is not None:
             return False
         try:
-            with ac.connect(self.port, timeout=5) as s:
+            with self.connect(timeout=5) as s:
                 s.sendall(b"i alive\n")
                 return ac.read_lines(s, 1, timeout=5).startswith(b"0 Lock Not Locked: alive")
         except OSError:
@@ -133,6 +177,7 @@ class Ctx:
 
     def __init__(self, daemon, window, q_lines, names_cache):
         self.port, self.ws_port, self.window = daemon.port, daemon.ws_port, window
+        self.tls_client, self.tls_kind = daemon.tls_client, daemon.tls_kind
         self.q_lines, self.deadline, self._names = q_lines, time.monotonic() + window, names_cache
 
     def colliding(self, n):
@@ -141,8 +186,8 @@ class Ctx:
         return self._names[:n]
 
 
-def count_q_lines(port):
-    with ac.connect(port) as s:
+def count_q_lines(d):
+    with d.connect() as s:
         s.sendall(b"q\ni __end\n")
         text = b""
         while b"__end\n" not in text:
@@ -208,17 +253,17 @@ def measure(name, build, opts, names, q_lines_box):
     """Phase 1: one fresh daemon, the attack for the window, then 5 s idle."""
     row = {"attack": name}
     with tempfile.TemporaryDirectory(prefix="glockd-attack-") as tmp:
-        d = Daemon(opts.glockd, opts.extra, tmp)
+        d = Daemon(opts.glockd, opts.extra, tmp, getattr(build, "tls_kind", None))
         attack = probe = sampler = None
         try:
             budget = [ln for ln in d.log_text().splitlines() if re.search("(?i)memory", ln)]
             row["daemon_log_memory"] = budget
             if not q_lines_box:
-                q_lines_box.append(count_q_lines(d.port))
+                q_lines_box.append(count_q_lines(d))
             base = status_kib(d.proc.pid)["VmRSS"]
             row["baseline_mib"] = base / 1024
             ctx = Ctx(d, opts.window, q_lines_box[0], names)
-            psock = ac.connect(d.port)
+            psock = d.connect_unix() if getattr(build, "probe", None) == "unix" else d.connect()
             parent, child = multiprocessing.Pipe(duplex=False)
             probe = multiprocessing.get_context("fork").Process(
                 target=probe_main, args=(psock, ctx.deadline, 0.005, child), daemon=True)
@@ -270,7 +315,7 @@ def measure(name, build, opts, names, q_lines_box):
 def sigterm(name, build, opts, names, q_lines):
     """Phase 2: a fresh daemon, the same attack, SIGTERM at half the window."""
     with tempfile.TemporaryDirectory(prefix="glockd-attack-") as tmp:
-        d = Daemon(opts.glockd, opts.extra, tmp)
+        d = Daemon(opts.glockd, opts.extra, tmp, getattr(build, "tls_kind", None))
         attack, pidfd = None, os.pidfd_open(d.proc.pid)
         try:
             ctx = Ctx(d, opts.window, q_lines, names)
@@ -363,6 +408,8 @@ def main():
     for name, build in ac.ATTACKS:
         if opts.only and name not in opts.only:
             continue
+        if opts.smoke and getattr(build, "tls_kind", None) == "rsa":
+            continue  # the same code as the EC ones; RSA keys take seconds to make
         t0 = time.monotonic()
         try:
             row = measure(name, build, opts, cache, q_lines)

@@ -9,6 +9,8 @@ import base64
 import os
 import selectors
 import socket
+import ssl
+import struct
 import time
 
 HOST = "127.0.0.1"
@@ -447,6 +449,129 @@ def flood_then_connect(ctx, scale, late_cap=30.0):
     return a
 
 
+# --------------------------------------------------------------------------
+# TLS (issue 12): a daemon with --ssl speaks only TLS on its TCP port
+
+
+def tls_client_context(pki):
+    """What a well-behaved client uses: verifies the daemon's certificate
+    (CA, and 127.0.0.1 in its subjectAltName) and presents client-one's."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.load_verify_locations(pki["ca"])
+    c.load_cert_chain(pki["client"], pki["client_key"])
+    return c
+
+
+def tls_connect(port, context, timeout=10.0):
+    return context.wrap_socket(connect(port, timeout), server_hostname=HOST)
+
+
+class HandshakeChurn:
+    """One attacker of the handshake burst, for Loop: connect, a full TLS
+    handshake with a valid client certificate, one `i` and its answer (so
+    the daemon did the whole handshake, the client certificate's check
+    included), an abortive close, and again. Never resumes a session."""
+
+    REQUEST = b"i churn\n"
+
+    def __init__(self, loop, port, context, stats):
+        self.loop, self.port, self.context, self.stats = loop, port, context, stats
+        self.mask, self.dead, self.closed_by_peer = 0, False, False
+        self.on_read = True  # always registered for reading
+        self._start()
+
+    def _start(self):
+        s = socket.socket()
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.connect_ex((HOST, self.port))
+        self.sock, self.tls, self.state, self.want_write = s, None, "connect", True
+
+    def _restart(self, ok):
+        self.stats["done" if ok else "failed"] += 1
+        if self.mask:
+            self.loop.sel.unregister(self.sock)
+            self.mask = 0
+        self.sock.close()  # SO_LINGER 0: RST, no TIME_WAIT on either side
+        self._start()
+
+    def wants_write(self):
+        return self.want_write
+
+    def do_write(self):
+        self._step()
+
+    def do_read(self):
+        self._step()
+
+    def _step(self):
+        try:
+            if self.state == "connect":
+                if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    return self._restart(False)
+                self.tls = self.context.wrap_socket(self.sock, server_hostname=HOST,
+                                                    do_handshake_on_connect=False)
+                self.sock, self.state = self.tls, "handshake"
+            if self.state == "handshake":
+                self.tls.do_handshake()
+                self.tls.send(self.REQUEST)
+                self.state, self.want_write = "answer", False
+                return
+            data = self.tls.recv(4096)
+            if not data:
+                return self._restart(False)
+            if b"\n" in data:
+                self._restart(True)
+        except ssl.SSLWantReadError:
+            self.want_write = False
+        except ssl.SSLWantWriteError:
+            self.want_write = True
+        except (ssl.SSLError, OSError) as e:
+            self.stats.setdefault("first_error", str(e))
+            self._restart(False)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def tls_handshake_burst(ctx, scale):
+    """Many clients doing full handshakes in a loop (bounded: n clients,
+    the window)."""
+    a = Attack(None)
+    n, stats = sized(64, scale, 2), {"done": 0, "failed": 0}
+    t0 = time.monotonic()
+    for _ in range(n):
+        a.loop.add(HandshakeChurn(a.loop, ctx.port, ctx.tls_client, stats))
+    a.params = "%d clients, each: connect, full handshake (%s server key), i, RST, again" % (
+        n, ctx.tls_kind)
+
+    def notes():
+        rate = stats["done"] / max(1e-9, min(time.monotonic(), ctx.deadline) - t0)
+        out = "%d handshakes (%.0f/s), %d failed" % (stats["done"], rate, stats["failed"])
+        if "first_error" in stats:
+            out += " (first: %s)" % stats["first_error"][:80]
+        return out
+
+    a.notes = notes
+    a.closed_by_daemon = lambda: 0
+    return a
+
+
+def _tls_attack(builder, kind, probe):
+    """builder with what attack.py needs to start its daemon and probe:
+    tls_kind "ec" (P-256) or "rsa" (2048) certificates for --ssl; probe
+    "tls" (a TLS client on the TCP port) or "unix" (a plain client on the
+    daemon's unix socket: the TCP port speaks only TLS)."""
+    def build(ctx, scale):
+        return builder(ctx, scale)
+    build.tls_kind, build.probe = kind, probe
+    return build
+
+
 ATTACKS = [  # name, builder(ctx, scale)
     ("dump-amplify-64k", lambda ctx, s: dump_amplify(ctx, s, 64)),
     ("dump-amplify-16k", lambda ctx, s: dump_amplify(ctx, s, 16)),
@@ -458,4 +583,8 @@ ATTACKS = [  # name, builder(ctx, scale)
     ("q-flood-readers", q_flood_readers),
     ("hash-flood", hash_flood),
     ("non-reading-flood-connect", flood_then_connect),
+    ("tls-handshake-burst-ec", _tls_attack(tls_handshake_burst, "ec", "tls")),
+    ("tls-handshake-burst-ec-unix", _tls_attack(tls_handshake_burst, "ec", "unix")),
+    ("tls-handshake-burst-rsa", _tls_attack(tls_handshake_burst, "rsa", "tls")),
+    ("tls-handshake-burst-rsa-unix", _tls_attack(tls_handshake_burst, "rsa", "unix")),
 ]

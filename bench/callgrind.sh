@@ -11,6 +11,14 @@
 # included) over the N requests answered. Runs of the same binary and load
 # agree closely; use a release build. Output files stay in $OUT (default: a
 # temporary directory, removed at the end).
+# TLS=DIR (a tests/tlscerts.py PKI, e.g. made by bench/tls.sh): the server
+# runs with --ssl and DIR's server certificate, the load generator connects
+# with DIR's client certificate; the figure then includes the 50 handshakes.
+# LOADGEN_ARGS: more options for the load generator (e.g. "--tls-version 1.2").
+# HANDSHAKES=N (with TLS=DIR): instead of the load, N full handshakes (the
+# load generator's handshake mode, 4 at a time), and
+#   callgrind handshakes=N instructions_per_handshake=X
+# (start-up included: take the difference of two N for the marginal cost).
 set -euo pipefail
 
 BUILD=${1:?usage: bench/callgrind.sh BUILD_DIR [SERVER]}
@@ -20,6 +28,12 @@ REQUESTS=${REQUESTS:-200000}
 CONNECTIONS=${CONNECTIONS:-50}
 DEPTHS=${DEPTHS:-"16 1"}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
+TLS=${TLS:-}
+SERVER_TLS=() CLIENT_TLS=()
+if [ -n "$TLS" ]; then
+  SERVER_TLS=(--ssl --ssl-cert "$TLS/server.pem" --ssl-key "$TLS/server.key" --ssl-ca "$TLS/ca.pem")
+  CLIENT_TLS=(--tls-ca "$TLS/ca.pem" --tls-cert "$TLS/client.pem" --tls-key "$TLS/client.key")
+fi
 
 for f in "$SERVER" "$LOADGEN"; do
   [ -x "$f" ] || { echo "callgrind.sh: $f: not an executable (build it first)" >&2; exit 2; }
@@ -43,6 +57,11 @@ free_port() {
 # Succeeds once something on 127.0.0.1:$1 answers `q` with a line; fails
 # after $READY_TIMEOUT s or as soon as process $2 has exited.
 wait_ready() {
+  if [ -n "$TLS" ]; then  # the load generator's ping speaks TLS; the server must be alive
+    "$LOADGEN" --mode ping --port "$1" --timeout "$READY_TIMEOUT" "${CLIENT_TLS[@]}" >/dev/null &&
+      kill -0 "$2" 2>/dev/null
+    return
+  fi
   python3 - "$1" "$2" "$READY_TIMEOUT" <<'EOF'
 import os, socket, sys, time
 port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -67,14 +86,14 @@ field() { { grep '^RESULT ' "$1" || true; } | tail -1 | tr ' ' '\n' | sed -n "s/
 
 run_one() {  # depth
   local depth=$1 port cg log load
-  cg=$OUT/callgrind.depth$depth.out
+  cg=$OUT/callgrind.depth$depth.out  # depth "hs": the handshakes
   log=$OUT/server.depth$depth.log
   load=$OUT/loadgen.depth$depth.out
   # The port may be taken between free_port and the bind: try a few.
   for _ in 1 2 3 4 5; do
     port=$(free_port)
     valgrind --tool=callgrind --callgrind-out-file="$cg" \
-      "$SERVER" --port "$port" --bind 127.0.0.1 --ws 0 >"$log" 2>&1 &
+      "$SERVER" --port "$port" --bind 127.0.0.1 --ws 0 "${SERVER_TLS[@]}" >"$log" 2>&1 &
     PID=$!
     if wait_ready "$port" "$PID"; then break; fi
     kill -KILL "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=
@@ -82,8 +101,11 @@ run_one() {  # depth
   if [ -z "$PID" ]; then
     echo "callgrind.sh: $SERVER did not start (see $log)" >&2; tail -20 "$log" >&2; exit 1
   fi
-  if ! "$LOADGEN" --port "$port" --connections "$CONNECTIONS" --depth "$depth" \
-      --requests "$REQUESTS" --timeout "$READY_TIMEOUT" --drain 30 >"$load" 2>&1; then
+  local what=(--connections "$CONNECTIONS" --depth "$depth" --requests "$REQUESTS" --drain 30)
+  [ "$depth" != hs ] || what=(--mode handshake --connections 4 --requests "$HANDSHAKES")
+  # shellcheck disable=SC2086  # LOADGEN_ARGS is split into words on purpose
+  if ! "$LOADGEN" --port "$port" "${CLIENT_TLS[@]}" ${LOADGEN_ARGS:-} "${what[@]}" \
+      --timeout "$READY_TIMEOUT" >"$load" 2>&1; then
     echo "callgrind.sh: glockd-loadgen failed:" >&2; cat "$load" >&2; exit 1
   fi
   kill -TERM "$PID"
@@ -94,6 +116,15 @@ run_one() {  # depth
     echo "callgrind.sh: $SERVER exited with status $rc after SIGTERM" >&2; tail -20 "$log" >&2; exit 1
   fi
   local served ir
+  if [ "$depth" = hs ]; then
+    served=$(field "$load" handshakes)
+    ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg" | head -1)
+    [ "$(field "$load" failures)" = 0 ] || echo "callgrind.sh: warning: failed handshakes:" \
+      "$(grep '^RESULT ' "$load")" >&2
+    awk -v n="$served" -v ir="$ir" \
+      'BEGIN { printf "callgrind handshakes=%s instructions_per_handshake=%.0f\n", n, ir / n }'
+    return
+  fi
   served=$(field "$load" requests)
   ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg" | head -1)
   [ -n "$ir" ] || ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$cg" | head -1)
@@ -108,4 +139,9 @@ run_one() {  # depth
     'BEGIN { printf "callgrind depth=%s requests=%s instructions_per_request=%.0f\n", d, n, ir / n }'
 }
 
+if [ -n "${HANDSHAKES:-}" ]; then
+  [ -n "$TLS" ] || { echo "callgrind.sh: HANDSHAKES needs TLS=DIR" >&2; exit 2; }
+  run_one hs
+  exit 0
+fi
 for depth in $DEPTHS; do run_one "$depth"; done

@@ -111,6 +111,7 @@ int run_load(const LoadOptions& o) {
     all.unanswered += r.unanswered;
     all.protocol_errors += r.protocol_errors;
     all.stalls += r.stalls;
+    all.tls_failures += r.tls_failures;
     all.max_gap_ns = std::max(all.max_gap_ns, r.max_gap_ns);
   }
   const double window = static_cast<double>(end.t_ns - start.t_ns) / 1e9;
@@ -133,9 +134,9 @@ int run_load(const LoadOptions& o) {
   const double steal_pct =
       window > 0 ? 100.0 * (end.machine.steal_s - start.machine.steal_s) / window : 0;
 
-  std::printf("target %s  workload %s (%s)  connections %u (opened %llu in %.2f s)  depth %u"
+  std::printf("target %s%s  workload %s (%s)  connections %u (opened %llu in %.2f s)  depth %u"
               "  threads %u\n",
-              o.target.describe.c_str(), workload_name(o.workload),
+              o.target.describe.c_str(), o.tls ? " (TLS)" : "", workload_name(o.workload),
               o.proto == Proto::Resp ? "resp" : "line", o.connections,
               static_cast<unsigned long long>(all.opened), open_s, o.depth, threads);
   std::printf("window %.3f s: %llu requests, %.0f req/s\n", window,
@@ -171,7 +172,7 @@ int run_load(const LoadOptions& o) {
               "fail_release=%llu "
               "errors=%llu connect_failures=%llu disconnects=%llu unanswered=%llu "
               "protocol_errors=%llu max_gap_ms=%.1f stalls=%llu other_cpu_pct=%.0f steal_pct=%.0f "
-              "server_sleeps=%ld reqs_per_wakeup=%.1f server_preempted=%ld\n",
+              "server_sleeps=%ld reqs_per_wakeup=%.1f server_preempted=%ld tls=%d tls_failures=%llu\n",
               workload_name(o.workload), o.proto == Proto::Resp ? "resp" : "line",
               o.connections, static_cast<unsigned long long>(all.opened), o.depth, threads,
               window, static_cast<unsigned long long>(done), rps, us(h.quantile(0.5)).c_str(),
@@ -186,7 +187,8 @@ int run_load(const LoadOptions& o) {
               static_cast<unsigned long long>(all.protocol_errors),
               static_cast<double>(all.max_gap_ns) / 1e6,
               static_cast<unsigned long long>(all.stalls), other_pct, steal_pct, sleeps,
-              reqs_per_sleep, preempted);
+              reqs_per_sleep, preempted, o.tls ? 1 : 0,
+              static_cast<unsigned long long>(all.tls_failures));
   std::fflush(stdout);
   const bool broken = done == 0 || all.opened == 0;
   return broken ? 1 : 0;

@@ -12,6 +12,8 @@
 #include "stats.hpp"
 #include "workload.hpp"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX, for those who do not include it
+
 namespace bench {
 
 struct LoadOptions {
@@ -31,6 +33,7 @@ struct LoadOptions {
                                // (for `wait`, at least depth x MS + 1 s)
   double open_timeout_s = 30.0;
   pid_t server_pid = 0;        // 0: no server CPU figure
+  ssl_ctx_st* tls = nullptr;   // not null: every connection speaks TLS (tls.hpp)
 };
 
 enum Phase : int { kWarmup = 0, kMeasure = 1, kStop = 2 };
@@ -55,6 +58,7 @@ struct WorkerResult {
   std::uint64_t protocol_errors = 0; // unparseable or unexpected replies
   std::uint64_t max_gap_ns = 0;      // longest time without any reply (window)
   std::uint64_t stalls = 0;          // gaps over 50 ms
+  std::uint64_t tls_failures = 0;    // handshakes or reads that failed with a TLS error
 };
 
 // Runs one worker's share: connections [first, first + count).

@@ -11,6 +11,7 @@
 
 #include "load.hpp"
 #include "modes.hpp"
+#include "tls.hpp"
 
 using namespace bench;
 
@@ -27,6 +28,8 @@ modes:
   --mode idle     N connections each take a lock and sit idle; server RSS per connection
   --mode orphan   a holder takes --locks locks and dies; time until q shows them free
   --mode ping     wait until the server answers (--timeout S)
+  --mode handshake  --connections slots each loop connect, TLS handshake, one request,
+                  RST: connections per second and server CPU per connection
 load:
   --workload gr|contend|i|sgsr|wait   g/r own key | g/r over --keys shared keys | i own key
                                    | sg/sr own key | `w --wait-ms KEY`/r over --keys keys
@@ -37,6 +40,13 @@ load:
 idle:   --connections N  --server-pid PID (VmRSS)  --hold S (0)  --settle S (0.5)
 orphan: --locks N (10000)  --kill sigkill|rst  --poll-interval-us N (0: back to back)
         --timeout S (30)
+handshake: --connections N (16)  --threads T  --duration S after --warmup S, or
+        --requests N (this many connections)  --server-pid PID  --tls-resume 0|1 (0)
+TLS (load, handshake and ping modes, TCP only; glockd --ssl):
+  --tls-ca FILE      turns TLS on; verifies the server's certificate (chain and address)
+  --tls-cert FILE --tls-key FILE   the client certificate and its key
+  --tls-version 1.2|1.3            (default: either, the server picks)
+  In load mode each batch of requests is one SSL_write (one TLS record).
 )";
 
 bool take(std::map<std::string, std::string>& args, const char* key, std::string& out) {
@@ -105,6 +115,7 @@ int main(int argc, char** argv) {
 
   std::string mode = "load", host = "127.0.0.1", unix_path, proto = "line", workload = "gr";
   std::string kill = "sigkill";
+  const bool args_had_connections = args.count("connections") > 0;
   int port = 9999;
   take(args, "mode", mode);
   take(args, "host", host);
@@ -112,6 +123,12 @@ int main(int argc, char** argv) {
   take(args, "proto", proto);
   take(args, "workload", workload);
   take(args, "kill", kill);
+  TlsOptions tls;
+  take(args, "tls-ca", tls.ca);
+  take(args, "tls-cert", tls.cert);
+  take(args, "tls-key", tls.key);
+  take(args, "tls-version", tls.version);
+  unsigned tls_resume = 0;
   LoadOptions lo;
   IdleOptions io;
   OrphanOptions oo;
@@ -127,7 +144,8 @@ int main(int argc, char** argv) {
             number(args, "hold", io.hold_s) && number(args, "settle", io.settle_s) &&
             number(args, "locks", oo.locks) &&
             number(args, "poll-interval-us", oo.poll_interval_us) &&
-            number(args, "timeout", timeout);
+            number(args, "timeout", timeout) && number(args, "tls-resume", tls_resume);
+  tls.resume = tls_resume != 0;
   if (!ok) return 2;
   if (!args.empty()) {
     std::fprintf(stderr, "glockd-loadgen: unknown option --%s\n%s", args.begin()->first.c_str(),
@@ -157,9 +175,41 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  SslCtx ctx;
+  if (tls.enabled() || !tls.cert.empty() || !tls.key.empty() || !tls.version.empty() ||
+      tls.resume) {
+    if (!tls.enabled() || !unix_path.empty()) {
+      std::fprintf(stderr, "glockd-loadgen: TLS needs --tls-ca FILE and a TCP target "
+                           "(not --unix)\n");
+      return 2;
+    }
+    if (mode != "load" && mode != "ping" && mode != "handshake") {
+      std::fprintf(stderr, "glockd-loadgen: --mode %s has no TLS\n", mode.c_str());
+      return 2;
+    }
+    ctx = make_client_ctx(tls, host == "::1" ? "::1" : "127.0.0.1", error);
+    if (!ctx) {
+      std::fprintf(stderr, "glockd-loadgen: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  if (mode == "handshake") {
+    HandshakeOptions ho;
+    ho.target = target;
+    ho.tls = ctx.get();
+    ho.tls_resume = tls.resume;
+    ho.connections = args_had_connections ? lo.connections : 16;
+    ho.threads = lo.threads;
+    ho.warmup_s = lo.warmup_s;
+    ho.duration_s = lo.duration_s;
+    ho.count = lo.requests;
+    ho.server_pid = static_cast<pid_t>(pid);
+    return run_handshakes(ho);
+  }
   if (mode == "ping") {
     po.target = target;
     po.proto = p;
+    po.tls = ctx.get();
     if (timeout >= 0) po.timeout_s = timeout;
     return run_ping(po);
   }
@@ -194,6 +244,7 @@ int main(int argc, char** argv) {
     lo.drain_s = std::max(lo.drain_s, lo.depth * lo.wait_ms / 1000.0 + 1.0);
   lo.target = target;
   lo.proto = p;
+  lo.tls = ctx.get();
   lo.server_pid = static_cast<pid_t>(pid);
   if (timeout >= 0) lo.open_timeout_s = timeout;
   return run_load(lo);

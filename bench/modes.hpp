@@ -6,11 +6,14 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
 
 #include "workload.hpp"
+
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace bench {
 
@@ -24,6 +27,7 @@ struct PingOptions {
   Target target;
   Proto proto = Proto::Line;
   double timeout_s = 10;
+  ssl_ctx_st* tls = nullptr;  // not null: ping over TLS
 };
 int run_ping(const PingOptions& o);
 
@@ -47,5 +51,20 @@ struct OrphanOptions {
   double timeout_s = 30;
 };
 int run_orphan(const OrphanOptions& o);
+
+// Connection set-up cost (handshake.cpp): `connections` slots each loop
+// connect, handshake (with tls), one request, its answer, RST.
+struct HandshakeOptions {
+  Target target;
+  ssl_ctx_st* tls = nullptr;  // null: plain TCP, the baseline
+  bool tls_resume = false;
+  unsigned connections = 16;
+  unsigned threads = 1;
+  double warmup_s = 1.0;
+  double duration_s = 5.0;
+  std::uint64_t count = 0;  // > 0: this many connections, no warm-up (the smoke test)
+  pid_t server_pid = 0;
+};
+int run_handshakes(const HandshakeOptions& o);
 
 }  // namespace bench

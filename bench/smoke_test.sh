@@ -108,6 +108,15 @@ if ! /usr/bin/python3 "$ATTACK" --smoke --glockd "$GLOCKD" >"$DIR/attack.out" 2>
 fi
 sed 's/^/attack: /' "$DIR/attack.out"
 
+# The TLS bench (bench/tls.sh), tiny: plain and TLS load at depth 16 and
+# handshake mode against daemons it starts with --ssl (EC certificates from
+# tests/tlscerts.py); a client trusting another CA and a plain client get no
+# answer from the TLS port. It exits non-zero otherwise.
+if ! "$(dirname "$0")/tls.sh" --smoke "$GLOCKD" "$LOADGEN" >"$DIR/tls.out" 2>&1; then
+  fail "bench/tls.sh --smoke exited non-zero"
+fi
+sed 's/^/tls: /' "$DIR/tls.out"
+
 # It never sends load anywhere but this machine.
 if "$LOADGEN" --host 192.0.2.1 --port "$PORT" --duration 0.1 >/dev/null 2>&1; then
   fail "glockd-loadgen accepted a non-loopback host"

@@ -12,10 +12,50 @@
 
 #include "modes.hpp"
 #include "stats.hpp"
+#include "tls.hpp"
 
 namespace bench {
 
 namespace {
+
+// The ping over TLS: handshake, the probe, one answer line (or any RESP
+// reply), within the timeout.
+int tls_ping(const PingOptions& o, int fd, const std::string& probe) {
+  const std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(o.timeout_s * 1e9);
+  std::string error;
+  SSL* ssl = tls_connect_blocking(o.tls, fd, deadline, error);
+  bool ok = false;
+  if (ssl != nullptr && SSL_write(ssl, probe.data(), static_cast<int>(probe.size())) > 0) {
+    std::string in;
+    char buf[4096];
+    while (!ok && now_ns() < deadline) {
+      const int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        in.append(buf, static_cast<std::size_t>(n));
+        std::size_t replies = 0;
+        ok = parse_replies(o.proto, in, [&](Reply) { ++replies; }) != SIZE_MAX && replies > 0;
+        continue;
+      }
+      const int e = SSL_get_error(ssl, n);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        error = "no answer: " + tls_error("the server closed the connection");
+        break;
+      }
+      pollfd p{fd, POLLIN, 0};
+      ::poll(&p, 1, 10);
+    }
+    if (!ok && error.empty()) error = "no answer in time";
+  }
+  SSL_free(ssl);
+  ::close(fd);
+  if (!ok) {
+    std::fprintf(stderr, "glockd-loadgen: %s (TLS): %s\n", o.target.describe.c_str(),
+                 error.c_str());
+    return 1;
+  }
+  std::printf("RESULT mode=ping ok=1 tls=1\n");
+  return 0;
+}
 
 int remaining_ms(std::uint64_t deadline) {
   const std::uint64_t now = now_ns();
@@ -91,6 +131,7 @@ int run_ping(const PingOptions& o) {
   }
   const std::string probe = o.proto == Proto::Resp ? resp_command({"PING"})
                                                    : line_request("i", "bench:ping");
+  if (o.tls != nullptr) return tls_ping(o, fd, probe);
   std::string in;
   const bool ok = exchange(
       fd, probe, in,
