@@ -799,6 +799,27 @@ class Memory(TlsCase):
             c.close()
         self.settle_metric(d, "glockd_tls_connections", 0)
 
+    def test_idle_tls_connections_give_their_record_buffers_back(self):
+        # Record buffers (two of about 17 KiB) are kept while a connection
+        # is busy and freed once a sweep (about every second) finds it
+        # unused; using it again takes them back.
+        d = self.tls_daemon()
+        n = 20
+        tls = [self.tls(d) for _ in range(n)]
+        for c in tls:
+            self.assertEqual(c.req("i x"), i_no("x"))
+        busy = self.metric(d, "glockd_tls_memory_bytes")
+        want = busy - n * 16 * 1024
+        deadline = time.monotonic() + TIMEOUT
+        while self.metric(d, "glockd_tls_memory_bytes") > want:
+            if time.monotonic() > deadline:
+                self.fail("idle TLS connections kept their buffers: %r bytes, busy %r" %
+                          (self.metric(d, "glockd_tls_memory_bytes"), busy))
+            time.sleep(0.05)
+        for c in tls:
+            self.assertEqual(c.req("i x"), i_no("x"))
+        self.assertGreater(self.metric(d, "glockd_tls_memory_bytes"), want)
+
 
 class Shutdown(TlsCase):
 
