@@ -7,25 +7,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-
-def num(row, key):
-    try:
-        return float(row[key])
-    except (KeyError, ValueError):
-        return None
-
-
-def med(values):
-    values = [v for v in values if v is not None and v >= 0]
-    return statistics.median(values) if values else None
-
-
-def fmt(v, digits=2):
-    if v is None:
-        return "-"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.{digits}f}"
+from summarize import fmt, med, num  # bench/summarize.py: the same figures, the same way
 
 
 def main():

@@ -38,7 +38,7 @@ sigset_t take_over_signals() {
   const std::uint64_t libc_internal = (std::uint64_t{1} << (32 - 1)) | (std::uint64_t{1} << (33 - 1));
   ::syscall(SYS_rt_sigprocmask, SIG_BLOCK, &libc_internal, nullptr, sizeof libc_internal);
   // Read by the loop from its signalfd: SIGTERM, SIGINT and SIGQUIT stop it
-  // gracefully, SIGHUP is logged (the reload signal to come).
+  // gracefully, SIGHUP reloads the TLS certificates.
   sigset_t mask;
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP}) sigaddset(&mask, sig);
