@@ -1,9 +1,10 @@
 // TLS with OpenSSL 3: a Context (certificate, key, the CAs that sign client
 // certificates, their CRLs) loaded from PEM files, and a Stream, the byte
 // stream of one TLS connection. The Stream never touches the socket: the
-// ring's recv hands it ciphertext (a memory BIO), and what it has to send
-// (handshake, alerts, records) is taken from another memory BIO, so the
-// handshake never blocks the loop. Why not kernel TLS: docs/DESIGN.md.
+// ring's recv hands it ciphertext, and what it has to send (handshake,
+// alerts, records) goes into the connection's send buffer, both through a
+// BIO of ours, so the handshake never blocks the loop. Why not kernel TLS:
+// docs/DESIGN.md.
 #pragma once
 
 #include <openssl/ssl.h>
