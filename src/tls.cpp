@@ -243,11 +243,33 @@ std::string common_name(X509* cert) {
   if (n < 0) return {};
   std::string cn(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(n));
   OPENSSL_free(utf8);
-  // A name for logs and `d` lines: one line of printable text, bounded.
-  if (cn.size() > 256) cn.resize(256);
-  for (char& ch : cn)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-  return cn;
+  // A name for logs and `d` lines: one line of valid UTF-8, bounded (cut
+  // at a character's start), with no control character: C0, DEL, C1 (NEL)
+  // and the Unicode line and paragraph separators become '?'.
+  if (cn.size() > 256) {
+    std::size_t cut = 256;
+    while (cut > 0 && (static_cast<unsigned char>(cn[cut]) & 0xC0) == 0x80) --cut;
+    cn.resize(cut);
+  }
+  std::string clean;
+  for (std::size_t k = 0; k < cn.size(); ++k) {
+    const auto b = static_cast<unsigned char>(cn[k]);
+    const auto next = [&](std::size_t d) {
+      return k + d < cn.size() ? static_cast<unsigned char>(cn[k + d]) : 0;
+    };
+    if (b < 0x20 || b == 0x7f) {
+      clean += '?';
+    } else if (b == 0xC2 && next(1) >= 0x80 && next(1) <= 0x9F) {  // U+0080..U+009F
+      clean += '?';
+      k += 1;
+    } else if (b == 0xE2 && next(1) == 0x80 && (next(2) == 0xA8 || next(2) == 0xA9)) {
+      clean += '?';  // U+2028, U+2029
+      k += 2;
+    } else {
+      clean += static_cast<char>(b);
+    }
+  }
+  return clean;
 }
 
 bool count_allocations() {

@@ -234,6 +234,29 @@ TEST(Tls, CloseNotifyBothWays) {
   EXPECT_EQ(s->failure(), "");
 }
 
+// The name --ssl-subject-name registers: valid UTF-8 cut at a character,
+// one line, no control characters.
+std::string name_of(const std::string& cn) {
+  X509* cert = X509_new();
+  X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName, V_ASN1_UTF8STRING,
+                             reinterpret_cast<const unsigned char*>(cn.data()),
+                             static_cast<int>(cn.size()), -1, 0);
+  std::string name = common_name(cert);
+  X509_free(cert);
+  return name;
+}
+
+TEST(Tls, CertificateNamesAreOneLineOfValidUtf8) {
+  EXPECT_EQ(name_of("client-one"), "client-one");
+  EXPECT_EQ(name_of("a\nb\rc\x1b"), "a?b?c?");
+  EXPECT_EQ(name_of("nel\xc2\x85ls\xe2\x80\xa8ps\xe2\x80\xa9"), "nel?ls?ps?");
+  EXPECT_EQ(name_of("caf\xc3\xa9"), "caf\xc3\xa9");
+  // 255 ASCII bytes then two-byte characters: cut before the one that
+  // would straddle byte 256, not inside it.
+  const std::string name = name_of(std::string(255, 'B') + "\xc3\xa9\xc3\xa9");
+  EXPECT_EQ(name, std::string(255, 'B'));
+}
+
 TEST(Tls, LoadErrorsNameTheFlagTheFileAndTheProblem) {
   std::string error;
   Files f = server_files();
